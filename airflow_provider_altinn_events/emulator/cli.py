@@ -1,0 +1,5 @@
+"""CLI placeholder."""
+
+
+def main() -> None:
+    raise SystemExit("not yet")
