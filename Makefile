@@ -1,0 +1,73 @@
+# One command per task. Every target creates (or reuses) the virtualenv itself, so a fresh machine with
+# only Python 3.10+ and git needs nothing else. The venv is rebuilt only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+AIRFLOW_VERSION ?= 3.3.2
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
+PYTEST_ARGS ?=
+KEEP ?= 0
+
+.PHONY: help venv demo test test-unit test-integration e2e faults check lint format typecheck docs bench screenshot clean
+
+help:
+	@echo "make demo     run the whole product on real Airflow against the embedded emulator"
+	@echo "make test     run every test suite (unit, emulator, integration, faults, e2e) and build the docs"
+	@echo "make check    lint + typecheck + test (what CI runs)"
+	@echo "make docs     build the Sphinx docs with warnings as errors"
+	@echo "make bench    run the benchmarks and print their figures"
+	@echo "make faults   run the fault suite and print its summary"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev,docs]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: venv
+	KEEP=$(KEEP) $(BIN)/python scripts/demo.py
+
+test: venv
+	$(BIN)/python scripts/run_pytest.py $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory docs
+
+test-unit: venv
+	$(BIN)/python scripts/run_pytest.py tests/unit tests/emulator $(PYTEST_ARGS)
+
+test-integration: venv
+	$(BIN)/python scripts/run_pytest.py tests/integration $(PYTEST_ARGS)
+
+e2e: venv
+	$(BIN)/python scripts/run_pytest.py tests/e2e $(PYTEST_ARGS)
+
+faults: venv
+	$(BIN)/python scripts/run_pytest.py tests/faults -s $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: venv
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+docs: venv
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+screenshot: venv
+	$(BIN)/python scripts/screenshot_connection_form.py
+
+clean:
+	rm -rf docs/_build .mypy_cache .ruff_cache .demo .airflow-test

@@ -1,0 +1,39 @@
+"""Sphinx configuration: sphinx-autoapi renders the reference from the docstrings (reST ``:param:``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from airflow_provider_altinn_events import __version__  # noqa: E402
+
+project = "airflow-provider-altinn-events"
+author = "airflow-provider-altinn-events contributors"
+copyright = "2026, " + author
+release = __version__
+version = __version__
+
+extensions = ["autoapi.extension", "sphinx.ext.intersphinx", "sphinx.ext.viewcode"]
+
+autoapi_type = "python"
+autoapi_dirs = [str(ROOT / "airflow_provider_altinn_events")]
+autoapi_root = "reference/api"
+autoapi_add_toctree_entry = False
+autoapi_keep_files = False
+autoapi_options = ["members", "undoc-members", "show-inheritance", "show-module-summary", "imported-members"]
+autoapi_ignore = ["*/emulator/pytest_plugin.py", "*/ruff.toml"]
+autodoc_typehints = "description"
+suppress_warnings = ["autoapi.python_import_resolution", "ref.python", "autoapi.not_readable"]
+
+intersphinx_mapping = {"python": ("https://docs.python.org/3", None)}
+intersphinx_disabled_reftypes = ["*"]
+intersphinx_timeout = 1
+
+html_theme = "furo"
+html_title = f"Altinn Events provider {version}"
+html_static_path = ["_static"]
+exclude_patterns = ["_build"]
+nitpicky = False
