@@ -195,6 +195,7 @@ class AltinnAPIError(AltinnError):
     :param url: the request URL without its query string (queries can carry subjects; never tokens).
     :param problem: the parsed error body.
     :param request_id: the ``traceId`` of the problem details or a request id header, for Altinn support.
+    :param retry_after: seconds the service asked us to wait (``Retry-After``), if it said.
     """
 
     def __init__(
@@ -206,6 +207,7 @@ class AltinnAPIError(AltinnError):
         url: str,
         problem: ProblemDetails | None = None,
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -213,6 +215,8 @@ class AltinnAPIError(AltinnError):
         self.url = url
         self.problem = problem or ProblemDetails(status=status_code)
         self.request_id = request_id
+        #: seconds from a ``Retry-After`` header (429, and 503 when the service sends one)
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         base = f"{self.method} {self.url} -> {self.status_code}: {super().__str__()}"
@@ -243,8 +247,7 @@ class AltinnRateLimitError(AltinnAPIError):
     retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after, **kwargs)
 
 
 class AltinnServerError(AltinnAPIError):

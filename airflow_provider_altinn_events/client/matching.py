@@ -1,0 +1,437 @@
+"""What to wait for, and the one poll step that the sensor and both triggers share.
+
+``AltinnEventsSensor.poke()`` (sync, on a worker), ``AltinnEventsSensorTrigger.run()`` and
+``AltinnEventsWatcherTrigger.run()`` (async, in the triggerer) all fetch a page of ``GET /events`` and then
+hand it to :func:`poll_step`. Keeping the decision in one pure function means poke mode and deferrable mode
+cannot diverge, and the decision is tested table-driven without any HTTP at all.
+
+Paging rules it follows (CONTRACT.md, Part A section 5):
+
+* ``after`` is an event id; events come in the service's own order, after the event with that id.
+* An empty page is the current end; ask again later with the same ``after``. A *short* page is not the end:
+  the service drops events the consumer may not see after applying ``size``, so pages can be short anywhere.
+* ``after="latest"`` means "only events that appear from now on": the first pages are read to the end once,
+  only to move the cursor, without matching anything. That costs one request per 1000 retained events.
+* Delivery is at least once, so an id seen before in the same wait is dropped (:data:`SEEN_IDS_LIMIT`).
+
+Nothing here imports Airflow or does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
+from airflow_provider_altinn_events.exceptions import AltinnConfigError
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "LATEST",
+    "SEEK_PAGE_SIZE",
+    "SEEN_IDS_LIMIT",
+    "WHERE_OPERATORS",
+    "EventFilter",
+    "PollState",
+    "PollStep",
+    "initial_state",
+    "like_match",
+    "poll_step",
+]
+
+LATEST = "latest"
+"""The ``after`` value meaning "only events that appear after the wait starts"."""
+
+DEFAULT_PAGE_SIZE = 100
+"""Page size for normal reading (the service caps ``size`` at 1000)."""
+
+SEEK_PAGE_SIZE = 1000
+"""Page size while seeking the current end for ``after="latest"``: the largest page the service serves."""
+
+SEEN_IDS_LIMIT = 2048
+"""How many recent event ids a poll state remembers to drop duplicates; bounded so a watcher that runs for
+months does not grow without end. The cursor only moves forward, so duplicates are always recent."""
+
+RESOURCE_PREFIX = "urn:altinn:resource:"
+
+WHERE_OPERATORS = frozenset(
+    {"eq", "ne", "in", "not_in", "prefix", "suffix", "contains", "like", "exists", "gt", "gte", "lt", "lte"}
+)
+"""Operators a ``where`` condition may use; a plain (non-dict) value means ``eq``."""
+
+_STRING_OPERATORS = frozenset({"prefix", "suffix", "like"})
+_LIST_OPERATORS = frozenset({"in", "not_in"})
+_ORDER_OPERATORS = frozenset({"gt", "gte", "lt", "lte"})
+_MISSING = object()
+
+
+@lru_cache(maxsize=256)
+def _like_regex(pattern: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "%":
+            parts.append(".*")
+        elif char == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    if escaped:
+        parts.append(re.escape("\\"))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def like_match(pattern: str, value: str) -> bool:
+    """Match ``value`` the way the service matches ``type`` (SQL ``LIKE``, case-sensitive).
+
+    ``%`` matches any run of characters, ``_`` any one character, a backslash makes the next character
+    literal. Used for ``event_types`` and ``source`` so that our own check never disagrees with the server.
+    """
+    return _like_regex(pattern).fullmatch(value) is not None
+
+
+def _resolve(event: Mapping[str, Any], path: str) -> Any:
+    """Follow a dotted path (``data.status``, ``data.items.0.id``) into an event; ``_MISSING`` if absent."""
+    current: Any = event
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            if part not in current:
+                return _MISSING
+            current = current[part]
+        elif isinstance(current, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            if not -len(current) <= index < len(current):
+                return _MISSING
+            current = current[index]
+        else:
+            return _MISSING
+    return current
+
+
+def _compare(operator: str, actual: Any, expected: Any) -> bool:
+    """One ``where`` operator; mismatched types (e.g. ``gt`` of a string and a number) are a non-match."""
+    if operator == "exists":
+        return (actual is not _MISSING) is bool(expected)
+    if actual is _MISSING:
+        return operator in {"ne", "not_in"}
+    if operator == "eq":
+        return bool(actual == expected)
+    if operator == "ne":
+        return bool(actual != expected)
+    if operator == "in":
+        return actual in expected
+    if operator == "not_in":
+        return actual not in expected
+    if operator == "contains":
+        if isinstance(actual, str):
+            return isinstance(expected, str) and expected in actual
+        return isinstance(actual, (list, Mapping)) and expected in actual
+    if operator in _STRING_OPERATORS:
+        if not isinstance(actual, str):
+            return False
+        if operator == "prefix":
+            return actual.startswith(expected)
+        if operator == "suffix":
+            return actual.endswith(expected)
+        return like_match(expected, actual)
+    # ordering: only numbers with numbers and strings with strings (ISO times compare as strings)
+    numbers = (int, float)
+    comparable = (
+        isinstance(actual, numbers)
+        and isinstance(expected, numbers)
+        and not isinstance(actual, bool)
+        and not isinstance(expected, bool)
+    ) or (isinstance(actual, str) and isinstance(expected, str))
+    if not comparable:
+        return False
+    if operator == "gt":
+        return bool(actual > expected)
+    if operator == "gte":
+        return bool(actual >= expected)
+    if operator == "lt":
+        return bool(actual < expected)
+    return bool(actual <= expected)
+
+
+def _validate_where(where: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a ``where`` filter once, up front, so a typo fails the task instead of matching nothing."""
+    if not isinstance(where, Mapping):
+        raise AltinnConfigError("where must be a mapping of field path to condition", field="where")
+    checked: dict[str, Any] = {}
+    for path, condition in where.items():
+        if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
+            raise AltinnConfigError(f"where: bad field path {path!r}", field="where")
+        if isinstance(condition, Mapping):
+            if not condition:
+                raise AltinnConfigError(f"where[{path!r}]: empty condition", field="where")
+            for operator, operand in condition.items():
+                if operator not in WHERE_OPERATORS:
+                    raise AltinnConfigError(
+                        f"where[{path!r}]: unknown operator {operator!r} (use one of {sorted(WHERE_OPERATORS)};"
+                        " wrap a literal dict in {'eq': ...})",
+                        field="where",
+                    )
+                if operator in _LIST_OPERATORS and not isinstance(operand, (list, tuple)):
+                    raise AltinnConfigError(f"where[{path!r}].{operator} needs a list", field="where")
+                if operator in _STRING_OPERATORS and not isinstance(operand, str):
+                    raise AltinnConfigError(f"where[{path!r}].{operator} needs a string", field="where")
+                if operator == "exists" and not isinstance(operand, bool):
+                    raise AltinnConfigError(f"where[{path!r}].exists needs true or false", field="where")
+                if operator in _ORDER_OPERATORS and (
+                    isinstance(operand, bool) or not isinstance(operand, (int, float, str))
+                ):
+                    raise AltinnConfigError(f"where[{path!r}].{operator} needs a number or string", field="where")
+            checked[path] = {op: list(v) if isinstance(v, tuple) else v for op, v in condition.items()}
+        else:
+            checked[path] = list(condition) if isinstance(condition, tuple) else condition
+    return checked
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events to wait for; a plain-JSON value so it travels in trigger kwargs.
+
+    The server filters by ``resource``, ``event_types``, ``subject`` and ``alternative_subject``;
+    :meth:`matches` checks those again (cheap, and it keeps a poll that did not filter on the server correct)
+    and adds what the service cannot filter: ``source`` and ``where``.
+
+    :param resource: ``urn:altinn:resource:...``; the service requires it on every query.
+    :param event_types: event ``type`` patterns; the service's ``%`` (any run) and ``_`` (one character)
+        wildcards work, as in SQL ``LIKE``. Empty means every type.
+    :param subject: exact ``subject`` (the service's own filter).
+    :param alternative_subject: exact ``alternativesubject`` (sent as the ``Altinn-AlternativeSubject``
+        header); the service refuses ``subject`` and ``alternative_subject`` together.
+    :param source: ``source`` pattern, same wildcard rules as ``event_types``; matched on our side.
+    :param where: conditions on event fields by dotted path, all of which must hold, e.g.
+        ``{"data.status": "completed", "source": {"prefix": "https://ttd.apps"}}``. A plain value means
+        equality; a dict uses operators from :data:`WHERE_OPERATORS`.
+    :raises AltinnConfigError: an argument cannot be sent to the service or is not a valid condition.
+    """
+
+    resource: str
+    event_types: tuple[str, ...] = ()
+    subject: str | None = None
+    alternative_subject: str | None = None
+    source: str | None = None
+    where: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.resource, str) or not self.resource.startswith(RESOURCE_PREFIX):
+            raise AltinnConfigError(
+                f"resource must start with {RESOURCE_PREFIX!r}, got {self.resource!r}", field="resource"
+            )
+        if isinstance(self.event_types, str):
+            object.__setattr__(self, "event_types", (self.event_types,))
+        else:
+            object.__setattr__(self, "event_types", tuple(self.event_types or ()))
+        if any(not isinstance(t, str) or not t for t in self.event_types):
+            raise AltinnConfigError("event_types must be non-empty strings", field="event_types")
+        if self.subject and self.alternative_subject:
+            raise AltinnConfigError(
+                "give subject or alternative_subject, not both (the service refuses both together)",
+                field="alternative_subject",
+            )
+        object.__setattr__(self, "where", _validate_where(self.where or {}))
+
+    def server_query(self) -> dict[str, Any]:
+        """Keyword arguments for ``list_events`` (everything the service itself can filter on)."""
+        return {
+            "resource": self.resource,
+            "types": list(self.event_types) or None,
+            "subject": self.subject or None,
+            "alternative_subject": self.alternative_subject or None,
+        }
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        """Whether one event (a :class:`CloudEvent` or a plain dict) passes every part of the filter."""
+        resource = event.get("resource")
+        if resource is not None and resource != self.resource:
+            return False
+        if self.event_types:
+            event_type = event.get("type")
+            if not isinstance(event_type, str) or not any(like_match(p, event_type) for p in self.event_types):
+                return False
+        if self.subject and event.get("subject") != self.subject:
+            return False
+        if self.alternative_subject and event.get("alternativesubject") != self.alternative_subject:
+            return False
+        if self.source:
+            source = event.get("source")
+            if not isinstance(source, str) or not like_match(self.source, source):
+                return False
+        for path, condition in self.where.items():
+            actual = _resolve(event, path)
+            if isinstance(condition, Mapping):
+                if not all(_compare(op, actual, operand) for op, operand in condition.items()):
+                    return False
+            elif not _compare("eq", actual, condition):
+                return False
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        """The filter as plain JSON (the form trigger kwargs and docs use)."""
+        return {
+            "resource": self.resource,
+            "event_types": list(self.event_types),
+            "subject": self.subject,
+            "alternative_subject": self.alternative_subject,
+            "source": self.source,
+            "where": dict(self.where),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> EventFilter:
+        """Rebuild a filter from :meth:`to_dict` output.
+
+        :raises AltinnConfigError: a key is unknown, or a value is invalid.
+        """
+        unknown = set(raw) - {"resource", "event_types", "subject", "alternative_subject", "source", "where"}
+        if unknown:
+            raise AltinnConfigError(f"unknown event filter keys: {sorted(unknown)}", field=sorted(unknown)[0])
+        return cls(
+            resource=raw.get("resource"),  # type: ignore[arg-type]  # checked in __post_init__
+            event_types=tuple(raw.get("event_types") or ()),
+            subject=raw.get("subject"),
+            alternative_subject=raw.get("alternative_subject"),
+            source=raw.get("source"),
+            where=raw.get("where") or {},
+        )
+
+
+@dataclass(frozen=True)
+class PollState:
+    """Where a wait stands: the cursor, the matches not yet handed over, and recently seen ids.
+
+    :param after: the cursor the next page is asked for with; it is the id of the last event this state has
+        fully handled (matched and kept, or found not to match).
+    :param seeking: still paging to the current end for ``after="latest"``; nothing is matched meanwhile.
+    :param matched: matching events gathered since the last hand-over, in the service's order.
+    :param seen: the most recent handled event ids (at most :data:`SEEN_IDS_LIMIT`), to drop duplicates.
+    :param pages: pages read so far (for logs: the cost of a wait, and of ``"latest"``).
+    :param events_read: events read so far, matching or not.
+    """
+
+    after: str
+    seeking: bool = False
+    matched: tuple[CloudEvent, ...] = ()
+    seen: tuple[str, ...] = ()
+    pages: int = 0
+    events_read: int = 0
+
+    @property
+    def page_size(self) -> int:
+        """The ``size`` to ask for next: large while seeking (fewer requests), moderate otherwise."""
+        return SEEK_PAGE_SIZE if self.seeking else DEFAULT_PAGE_SIZE
+
+    def handed_over(self) -> PollState:
+        """The state after its ``matched`` events were delivered (the watcher's per-poll reset)."""
+        return replace(self, matched=())
+
+
+def initial_state(after: str) -> PollState:
+    """The state a wait starts in, from the user's ``after`` (an event id, ``"0"`` or ``"latest"``).
+
+    :raises AltinnConfigError: ``after`` is empty or not a string (the service requires a value).
+    """
+    if not isinstance(after, str) or not after.strip():
+        raise AltinnConfigError(
+            'after must be an event id, "0" (from the start) or "latest"; got ' + repr(after), field="after"
+        )
+    after = after.strip()
+    if after == LATEST:
+        return PollState(after="0", seeking=True)
+    return PollState(after=after, seen=() if after == "0" else (after,))
+
+
+@dataclass(frozen=True)
+class PollStep:
+    """What one page did to a wait.
+
+    :param state: the new state; callers keep it for the next page.
+    :param new_events: the events this page added to ``state.matched``.
+    :param done: enough events were gathered (``min_events``), or ``max_events`` was reached mid-page;
+        deliver ``state.matched`` and ``state.after`` now.
+    :param at_end: the page was empty: the wait has caught up; sleep ``poll_interval`` before the next page.
+        When neither ``done`` nor ``at_end``, fetch the next page at once.
+    """
+
+    state: PollState
+    new_events: tuple[CloudEvent, ...]
+    done: bool
+    at_end: bool
+
+
+def poll_step(
+    state: PollState,
+    page: EventPage,
+    event_filter: EventFilter,
+    *,
+    min_events: int = 1,
+    max_events: int | None = None,
+) -> PollStep:
+    """Apply one fetched page to a wait: match, drop duplicates, move the cursor, decide whether to stop.
+
+    The cursor moves past every event that was looked at and either kept or rejected; when ``max_events`` is
+    reached in the middle of a page the cursor stops after the last kept event, so the next wait (which
+    starts from the cursor pushed to XCom) sees the rest. Nothing is ever skipped.
+
+    :param state: the state the page was asked for with (``page`` must answer ``after=state.after``).
+    :param page: the page the service returned.
+    :param event_filter: which events count.
+    :param min_events: how many matching events end the wait (at least 1).
+    :param max_events: the most events to hand over at once; ``None`` means all that one page brings.
+    :raises AltinnConfigError: ``min_events``/``max_events`` are out of range.
+    """
+    if min_events < 1:
+        raise AltinnConfigError("min_events must be at least 1", field="min_events")
+    if max_events is not None and max_events < min_events:
+        raise AltinnConfigError("max_events must be at least min_events", field="max_events")
+    pages = state.pages + 1
+    events_read = state.events_read + len(page.events)
+    if page.is_empty:
+        # the current end: seeking is over; the cursor stays (no `next` on an empty page)
+        caught_up = replace(state, seeking=False, pages=pages, events_read=events_read)
+        return PollStep(caught_up, (), done=len(caught_up.matched) >= min_events, at_end=True)
+    if state.seeking:
+        moved = replace(state, after=page.after or page.events[-1].id, pages=pages, events_read=events_read)
+        return PollStep(moved, (), done=False, at_end=False)
+
+    seen_set = set(state.seen)
+    new_seen: list[str] = []
+    kept: list[CloudEvent] = []
+    after = state.after
+    total = len(state.matched)
+    full = False
+    for event in page.events:
+        if event.id in seen_set:
+            after = event.id
+            continue
+        if event_filter.matches(event):
+            if max_events is not None and total >= max_events:
+                full = True
+                break
+            kept.append(event)
+            total += 1
+        seen_set.add(event.id)
+        new_seen.append(event.id)
+        after = event.id
+    seen = (state.seen + tuple(new_seen))[-SEEN_IDS_LIMIT:]
+    new_state = PollState(
+        after=after,
+        seeking=False,
+        matched=state.matched + tuple(kept),
+        seen=seen,
+        pages=pages,
+        events_read=events_read,
+    )
+    done = full or total >= min_events or (max_events is not None and total >= max_events)
+    return PollStep(new_state, tuple(kept), done=done, at_end=False)
+

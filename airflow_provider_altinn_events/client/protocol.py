@@ -1,0 +1,500 @@
+"""The Events API as pure functions: one request builder and one response parser per endpoint.
+
+Nothing here does I/O, sleeps or keeps state, so the sync and the async client share every line of it and it
+is tested without any transport. Each builder returns an ``httpx.Request`` with an absolute URL; each parser
+takes the ``httpx.Response`` (body already read) and either returns a model or raises the error that
+:func:`error_from_response` picks for the status. The facts behind each function are in CONTRACT.md, Part A.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, Subscription, SubscriptionList
+from airflow_provider_altinn_events.client.settings import AltinnSettings
+from airflow_provider_altinn_events.exceptions import (
+    AltinnAPIError,
+    AltinnBadRequestError,
+    AltinnConfigError,
+    AltinnForbiddenError,
+    AltinnNotFoundError,
+    AltinnPayloadError,
+    AltinnRateLimitError,
+    AltinnServerError,
+    AltinnUnauthorizedError,
+    ProblemDetails,
+)
+
+__all__ = [
+    "CLOUDEVENTS_JSON",
+    "build_create_subscription_request",
+    "build_delete_subscription_request",
+    "build_get_subscription_request",
+    "build_list_app_events_request",
+    "build_list_events_request",
+    "build_list_subscriptions_request",
+    "build_publish_app_event_request",
+    "build_publish_request",
+    "error_from_response",
+    "parse_empty_response",
+    "parse_events_page",
+    "parse_problem",
+    "parse_publish_app_event_response",
+    "parse_retry_after",
+    "parse_subscription_list_response",
+    "parse_subscription_response",
+    "redact",
+    "strip_query",
+]
+
+CLOUDEVENTS_JSON = "application/cloudevents+json"
+JSON = "application/json"
+RESOURCE_PREFIX = "urn:altinn:resource:"
+MAX_PAGE_SIZE = 1000
+_MAX_DETAIL = 300
+# Anything shaped like a JWT (header.payload.signature, base64url), so an echoed token never reaches a message.
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+_STATUS_MESSAGES = {
+    400: "the service rejected the request",
+    401: "the Altinn token was missing, invalid or expired",
+    403: (
+        "forbidden: the token lacks the scope this call needs (reading events and generic subscriptions "
+        "need altinn:events.subscribe, publishing needs altinn:events.publish, POST /app needs a platform "
+        "access token) or the resource's policy does not allow this consumer"
+    ),
+    404: "not found",
+    415: "unsupported media type",
+    429: "rate limited",
+}
+
+
+# -- shared helpers -------------------------------------------------------------------------------------------
+
+
+def strip_query(url: httpx.URL | str) -> str:
+    """The URL without query string or fragment: queries may carry subjects and never belong in messages."""
+    parsed = httpx.URL(str(url))
+    return str(parsed.copy_with(query=None, fragment=None))
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like a JWT with ``[redacted]`` and cut the text to one short line."""
+    one_line = " ".join(_JWT_LIKE.sub("[redacted]", text).split())
+    return one_line if len(one_line) <= _MAX_DETAIL else one_line[: _MAX_DETAIL - 1] + "…"
+
+
+def _json_body(payload: Mapping[str, Any], what: str) -> bytes:
+    try:
+        return json.dumps(dict(payload), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as error:
+        raise AltinnPayloadError(f"{what} is not JSON-serialisable: {error}") from None
+
+
+def _non_empty(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise AltinnConfigError(f"{name} must be a non-empty string", field=name)
+    return value
+
+
+def _types(types: Sequence[str] | str | None) -> list[str]:
+    if types is None:
+        return []
+    items = [types] if isinstance(types, str) else list(types)
+    return [_non_empty(t, "types") for t in items]
+
+
+def _size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE:
+        raise AltinnConfigError(f"size must be an integer from 1 to {MAX_PAGE_SIZE}, got {size!r}", field="size")
+    return size
+
+
+def _time_param(value: datetime | str, name: str) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise AltinnConfigError(f"{name} must be timezone-aware (Altinn refuses times without an offset)", field=name)
+        return value.isoformat()
+    return _non_empty(value, name)
+
+
+# -- publish ----------------------------------------------------------------------------------------------------
+
+
+def build_publish_request(settings: AltinnSettings, event: Mapping[str, Any]) -> httpx.Request:
+    """``POST /events``: one structured-mode CloudEvent, ``application/cloudevents+json``.
+
+    ``specversion`` defaults to ``"1.0"``; ``id``, ``source``, ``type`` and ``resource`` are required (Altinn
+    answers 400 without them, so the check here only saves a round trip and names the attribute).
+
+    :raises AltinnPayloadError: the event is not a mapping, lacks a required attribute, or is not JSON.
+    """
+    if not isinstance(event, Mapping):
+        raise AltinnPayloadError(f"the event must be a mapping, got {type(event).__name__}")
+    body = dict(event)
+    body.setdefault("specversion", "1.0")
+    for name in ("id", "source", "type", "resource"):
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise AltinnPayloadError(f"the event needs a non-empty string {name!r}")
+    if body["specversion"] != "1.0":
+        raise AltinnPayloadError(f"Altinn accepts CloudEvents specversion '1.0' only, got {body['specversion']!r}")
+    return httpx.Request(
+        "POST",
+        f"{settings.events_url}/events",
+        content=_json_body(body, "the event"),
+        headers={"Content-Type": CLOUDEVENTS_JSON, "Accept": JSON},
+    )
+
+
+def build_publish_app_event_request(settings: AltinnSettings, event: Mapping[str, Any]) -> httpx.Request:
+    """``POST /app``: an app event (the server assigns ``id``, ``time`` and ``resource``).
+
+    :raises AltinnConfigError: the connection has no ``platform_access_token`` (the endpoint requires one).
+    :raises AltinnPayloadError: ``source``, ``type`` or ``subject`` is missing.
+    """
+    if not settings.platform_access_token:
+        raise AltinnConfigError(
+            "publishing app events needs extra platform_access_token (POST /app accepts only apps' "
+            "platform access tokens)",
+            field="platform_access_token",
+        )
+    if not isinstance(event, Mapping):
+        raise AltinnPayloadError(f"the event must be a mapping, got {type(event).__name__}")
+    body = dict(event)
+    body.setdefault("specversion", "1.0")
+    for name in ("source", "type", "subject"):
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise AltinnPayloadError(f"the app event needs a non-empty string {name!r}")
+    return httpx.Request(
+        "POST",
+        f"{settings.events_url}/app",
+        content=_json_body(body, "the app event"),
+        headers={"Content-Type": JSON, "Accept": JSON},
+    )
+
+
+def parse_publish_app_event_response(response: httpx.Response) -> str:
+    """The new event id from a 201 (the body is the id as a JSON string)."""
+    _raise_for_status(response)
+    text = response.text.strip()
+    try:
+        value = json.loads(text) if text.startswith('"') else text
+    except ValueError:
+        value = text
+    if not isinstance(value, str) or not value:
+        raise AltinnPayloadError("POST /app answered without the new event id")
+    return value
+
+
+def parse_empty_response(response: httpx.Response) -> None:
+    """Any 2xx with a body we do not need (publish, delete)."""
+    _raise_for_status(response)
+
+
+# -- consume ----------------------------------------------------------------------------------------------------
+
+
+def build_list_events_request(
+    settings: AltinnSettings,
+    *,
+    resource: str,
+    after: str = "0",
+    types: Sequence[str] | None = None,
+    subject: str | None = None,
+    alternative_subject: str | None = None,
+    size: int = 50,
+) -> httpx.Request:
+    """``GET /events``: one page after the cursor ``after`` (an event id; ``"0"`` for the beginning).
+
+    :raises AltinnConfigError: ``resource`` is not an ``urn:altinn:resource:`` URN, ``after`` is empty, both
+        subjects are given, or ``size`` is outside 1..1000.
+    """
+    _non_empty(resource, "resource")
+    if not resource.startswith(RESOURCE_PREFIX):
+        raise AltinnConfigError(f"resource must begin with {RESOURCE_PREFIX!r}, got {resource!r}", field="resource")
+    _non_empty(after, "after")
+    if subject and alternative_subject:
+        raise AltinnConfigError(
+            "give subject or alternative_subject, not both (Altinn refuses the combination)", field="subject"
+        )
+    params: list[tuple[str, str]] = [("resource", resource), ("after", after)]
+    params += [("type", t) for t in _types(types)]
+    if subject:
+        params.append(("subject", subject))
+    params.append(("size", str(_size(size))))
+    headers = {"Accept": CLOUDEVENTS_JSON}
+    if alternative_subject:
+        headers["Altinn-AlternativeSubject"] = alternative_subject
+    return httpx.Request("GET", f"{settings.events_url}/events", params=params, headers=headers)
+
+
+def build_list_app_events_request(
+    settings: AltinnSettings,
+    org: str,
+    app: str,
+    *,
+    after: str | None = None,
+    from_: datetime | str | None = None,
+    to: datetime | str | None = None,
+    party: int | None = None,
+    unit: str | None = None,
+    person: str | None = None,
+    types: Sequence[str] | None = None,
+    size: int = 50,
+) -> httpx.Request:
+    """``GET /app/{org}/{app}``: app events for a service owner (token must carry ``urn:altinn:org``).
+
+    :raises AltinnConfigError: neither ``after`` nor ``from_`` is given, or conflicting party filters.
+    """
+    _non_empty(org, "org")
+    _non_empty(app, "app")
+    if not after and from_ is None:
+        raise AltinnConfigError("give after or from_ (Altinn needs one of them)", field="after")
+    if party is not None and (person or unit):
+        raise AltinnConfigError("give only one of party, person or unit", field="party")
+    if unit is not None and not re.fullmatch(r"\d{9}", unit):
+        raise AltinnConfigError("unit must be exactly 9 digits", field="unit")
+    params: list[tuple[str, str]] = []
+    if after:
+        params.append(("after", after))
+    if from_ is not None:
+        params.append(("from", _time_param(from_, "from_")))
+    if to is not None:
+        params.append(("to", _time_param(to, "to")))
+    if party is not None:
+        params.append(("party", str(int(party))))
+    if unit:
+        params.append(("unit", unit))
+    params += [("type", t) for t in _types(types)]
+    params.append(("size", str(_size(size))))
+    headers = {"Accept": JSON}
+    if person:
+        headers["person"] = person
+    return httpx.Request("GET", f"{settings.events_url}/app/{org}/{app}", params=params, headers=headers)
+
+
+def parse_events_page(response: httpx.Response, *, after: str) -> EventPage:
+    """A page of events; ``EventPage.after`` is the last event's id, or the request's ``after`` if empty.
+
+    The ``next`` header is kept for information only: Altinn omits it on an empty page and copies query values
+    into it without re-encoding, so the clients rebuild the next request from ``EventPage.after``.
+
+    :raises AltinnPayloadError: the body is not a JSON array of CloudEvents.
+    """
+    _raise_for_status(response)
+    try:
+        items = response.json() if response.content.strip() else []
+    except ValueError:
+        raise AltinnPayloadError("the events response is not JSON") from None
+    if not isinstance(items, list):
+        raise AltinnPayloadError(f"the events response must be a JSON array, got {type(items).__name__}")
+    events = tuple(CloudEvent.from_dict(item) for item in items)
+    return EventPage(events=events, after=events[-1].id if events else after, next_url=response.headers.get("next"))
+
+
+# -- subscriptions ------------------------------------------------------------------------------------------------
+
+
+def build_create_subscription_request(
+    settings: AltinnSettings,
+    *,
+    endpoint: str,
+    resource_filter: str | None = None,
+    source_filter: str | None = None,
+    subject_filter: str | None = None,
+    alternative_subject_filter: str | None = None,
+    type_filter: str | None = None,
+    include_subunits: bool = False,
+) -> httpx.Request:
+    """``POST /subscriptions`` with the camelCase body Altinn expects.
+
+    An empty-string filter is refused here: Altinn stores ``""`` and then never matches any event.
+
+    :raises AltinnConfigError: ``endpoint`` is empty, or a filter is an empty string.
+    """
+    body: dict[str, Any] = {"endPoint": _non_empty(endpoint, "endpoint")}
+    for key, name, value in (
+        ("resourceFilter", "resource_filter", resource_filter),
+        ("sourceFilter", "source_filter", source_filter),
+        ("subjectFilter", "subject_filter", subject_filter),
+        ("alternativeSubjectFilter", "alternative_subject_filter", alternative_subject_filter),
+        ("typeFilter", "type_filter", type_filter),
+    ):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise AltinnConfigError(
+                f"{name} must be omitted or a non-empty string (Altinn never matches an empty filter)", field=name
+            )
+        body[key] = value
+    if include_subunits:
+        body["includeSubunits"] = True
+    return httpx.Request(
+        "POST",
+        f"{settings.events_url}/subscriptions",
+        content=_json_body(body, "the subscription"),
+        headers={"Content-Type": JSON, "Accept": JSON},
+    )
+
+
+def _subscription_id(subscription_id: int) -> int:
+    if isinstance(subscription_id, bool) or not isinstance(subscription_id, int):
+        raise AltinnConfigError(
+            f"subscription_id must be an integer, got {subscription_id!r}", field="subscription_id"
+        )
+    return subscription_id
+
+
+def build_get_subscription_request(settings: AltinnSettings, subscription_id: int) -> httpx.Request:
+    """``GET /subscriptions/{id}``."""
+    sub_id = _subscription_id(subscription_id)
+    return httpx.Request("GET", f"{settings.events_url}/subscriptions/{sub_id}", headers={"Accept": JSON})
+
+
+def build_list_subscriptions_request(settings: AltinnSettings) -> httpx.Request:
+    """``GET /subscriptions``: every subscription the caller's identity created."""
+    return httpx.Request("GET", f"{settings.events_url}/subscriptions", headers={"Accept": JSON})
+
+
+def build_delete_subscription_request(settings: AltinnSettings, subscription_id: int) -> httpx.Request:
+    """``DELETE /subscriptions/{id}``."""
+    sub_id = _subscription_id(subscription_id)
+    return httpx.Request("DELETE", f"{settings.events_url}/subscriptions/{sub_id}", headers={"Accept": JSON})
+
+
+def parse_subscription_response(response: httpx.Response) -> Subscription:
+    """One subscription (201 from create, 200 from get)."""
+    _raise_for_status(response)
+    return Subscription.from_dict(_json(response, "subscription"))
+
+
+def parse_subscription_list_response(response: httpx.Response) -> SubscriptionList:
+    """``{"count": N, "subscriptions": [...]}``."""
+    _raise_for_status(response)
+    body = _json(response, "subscription list")
+    items = body.get("subscriptions") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise AltinnPayloadError("the subscription list has no 'subscriptions' array")
+    subscriptions = tuple(Subscription.from_dict(item) for item in items)
+    count = body.get("count")
+    return SubscriptionList(count=count if isinstance(count, int) else len(subscriptions), subscriptions=subscriptions)
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise AltinnPayloadError(f"the {what} response is not JSON") from None
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if not response.is_success:
+        raise error_from_response(response)
+
+
+def parse_problem(response: httpx.Response) -> ProblemDetails:
+    """Whatever error body shape Altinn chose, as :class:`ProblemDetails`.
+
+    The four shapes (CONTRACT.md A.2): RFC 7807 problem details; validation problem details with ``errors``;
+    a bare JSON string such as ``"Resource filter must be a valid urn"``; an empty body. Plain text (the token
+    exchange's 400) and gateway HTML end up, shortened, in ``detail``.
+    """
+    status = response.status_code
+    text = response.text.strip() if response.content else ""
+    if not text:
+        return ProblemDetails(status=status)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return ProblemDetails(status=status, detail=redact(text))
+    if isinstance(body, str):
+        return ProblemDetails(status=status, detail=redact(body))
+    if not isinstance(body, dict):
+        return ProblemDetails(status=status, detail=redact(text))
+    errors: dict[str, tuple[str, ...]] = {}
+    raw_errors = body.get("errors")
+    if isinstance(raw_errors, dict):
+        for name, messages in raw_errors.items():
+            items = messages if isinstance(messages, list) else [messages]
+            errors[str(name)] = tuple(redact(str(m)) for m in items)
+
+    def text_of(key: str) -> str | None:
+        value = body.get(key)
+        return redact(str(value)) if value not in (None, "") else None
+
+    body_status = body.get("status")
+    return ProblemDetails(
+        status=body_status if isinstance(body_status, int) else status,
+        title=text_of("title"),
+        detail=text_of("detail") or text_of("error_description") or text_of("message"),
+        type=text_of("type"),
+        errors=errors,
+        trace_id=text_of("traceId"),
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date; ``None`` if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_from_response(response: httpx.Response, *, hint: str | None = None) -> AltinnAPIError:
+    """Pick the :class:`AltinnAPIError` subclass for a non-2xx Events API response.
+
+    :param response: the response; its request gives method and URL (the URL loses its query string).
+    :param hint: an extra sentence for the message, e.g. the connection's scopes on a 403.
+    """
+    status = response.status_code
+    problem = parse_problem(response)
+    try:
+        request = response.request
+        method, url = request.method, strip_query(request.url)
+    except RuntimeError:  # a response built by hand, without a request
+        method, url = "?", "?"
+    message = problem.summary() or _STATUS_MESSAGES.get(status) or response.reason_phrase or f"HTTP {status}"
+    if hint:
+        message = f"{message}; {hint}"
+    request_id = problem.trace_id or response.headers.get("x-request-id") or response.headers.get("request-id")
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "method": method,
+        "url": url,
+        "problem": problem,
+        "request_id": request_id,
+    }
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429:
+        return AltinnRateLimitError(message, retry_after=retry_after, **kwargs)
+    if status >= 500:
+        return AltinnServerError(message, retry_after=retry_after, **kwargs)
+    cls = {
+        400: AltinnBadRequestError,
+        401: AltinnUnauthorizedError,
+        403: AltinnForbiddenError,
+        404: AltinnNotFoundError,
+    }.get(status, AltinnAPIError)
+    return cls(message, **kwargs)
