@@ -88,8 +88,20 @@ class AltinnError(Exception):
     retryable: bool = False
     attempts: int = 1
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor data (status, url, field, ...) must survive pickling, which Python's default
+        # (``cls(*args)``) would drop or fail on; rebuild from args plus the instance dict instead.
+        return (_rebuild_error, (type(self), self.args, dict(self.__dict__)))
+
     def _attempts_suffix(self) -> str:
         return f" [gave up after {self.attempts} attempts]" if self.attempts > 1 else ""
+
+
+def _rebuild_error(cls: type[AltinnError], args: tuple[Any, ...], state: dict[str, Any]) -> AltinnError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class AltinnConfigError(AltinnError, ValueError):

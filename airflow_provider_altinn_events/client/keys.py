@@ -97,7 +97,10 @@ def load_signing_key(
         chain = _certificates(certificate)
     if chain:
         leaf_key = chain[0].public_key()
-        if not isinstance(leaf_key, rsa.RSAPublicKey) or leaf_key.public_numbers() != key.public_key().public_numbers():
+        if (
+            not isinstance(leaf_key, rsa.RSAPublicKey)
+            or leaf_key.public_numbers() != key.public_key().public_numbers()
+        ):
             raise AltinnConfigError(
                 "the certificate (x5c) does not belong to the private key: its public key differs; use the "
                 "certificate issued for this key, leaf first",
@@ -111,7 +114,9 @@ def load_signing_key(
             field="key_id",
         )
     kid = key_id or jwk_kid
-    x5c = tuple(base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii") for cert in chain)
+    x5c = tuple(
+        base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii") for cert in chain
+    )
     if not kid and not x5c:
         raise AltinnConfigError(
             "Maskinporten needs to know which key signed the grant: set extra key_id to the kid registered "
@@ -143,7 +148,8 @@ def _load_pem(data: bytes, passphrase: str | None) -> rsa.RSAPrivateKey:
     except TypeError:
         if password is None:
             raise AltinnConfigError(
-                "the PEM private key is encrypted: set extra private_key_passphrase", field="private_key_passphrase"
+                "the PEM private key is encrypted: set extra private_key_passphrase",
+                field="private_key_passphrase",
             ) from None
         raise AltinnConfigError(
             "private_key_passphrase is set but the PEM private key is not encrypted: remove the passphrase",
@@ -180,7 +186,10 @@ def _certificates(text: str) -> list[x509.Certificate]:
     if stripped.startswith("-----BEGIN"):
         return _pem_certificates(stripped.encode()) or _no_certificate()
     try:
-        return [x509.load_der_x509_certificate(_b64decode(part, field_name="certificate")) for part in stripped.split()]
+        return [
+            x509.load_der_x509_certificate(_b64decode(part, field_name="certificate"))
+            for part in stripped.split()
+        ]
     except ValueError:
         raise AltinnConfigError(
             "extra certificate must be PEM certificates or base64 DER (leaf first)", field="certificate"
@@ -197,7 +206,9 @@ def _load_jwk(text: str) -> tuple[rsa.RSAPrivateKey, str | None]:
     try:
         jwk = json.loads(text)
     except ValueError:
-        raise AltinnConfigError("the private key looks like JWK JSON but is not valid JSON", field="password") from None
+        raise AltinnConfigError(
+            "the private key looks like JWK JSON but is not valid JSON", field="password"
+        ) from None
     if not isinstance(jwk, dict):
         raise AltinnConfigError("the JWK must be a JSON object", field="password")
     if "keys" in jwk and isinstance(jwk["keys"], list):  # a JWK set with one key
@@ -221,7 +232,9 @@ def _load_jwk(text: str) -> tuple[rsa.RSAPrivateKey, str | None]:
     return _rsa(key), str(kid) if kid else None
 
 
-def _load_pkcs12_or_der(raw: bytes, passphrase: str | None) -> tuple[rsa.RSAPrivateKey, list[x509.Certificate]]:
+def _load_pkcs12_or_der(
+    raw: bytes, passphrase: str | None
+) -> tuple[rsa.RSAPrivateKey, list[x509.Certificate]]:
     password = passphrase.encode() if passphrase else None
     try:
         key, cert, extra = pkcs12.load_key_and_certificates(raw, password)

@@ -11,7 +11,8 @@ Paging rules it follows (CONTRACT.md, Part A section 5):
 * An empty page is the current end; ask again later with the same ``after``. A *short* page is not the end:
   the service drops events the consumer may not see after applying ``size``, so pages can be short anywhere.
 * ``after="latest"`` means "only events that appear from now on": the first pages are read to the end once,
-  only to move the cursor, without matching anything. That costs one request per 1000 retained events.
+  only to move the cursor, without matching anything. The service applies its own filters (resource, types,
+  subject) while we seek, so this costs one request per 1000 retained events that pass them.
 * Delivery is at least once, so an id seen before in the same wait is dropped (:data:`SEEN_IDS_LIMIT`).
 
 Nothing here imports Airflow or does I/O.
@@ -188,7 +189,9 @@ def _validate_where(where: Mapping[str, Any]) -> dict[str, Any]:
                 if operator in _ORDER_OPERATORS and (
                     isinstance(operand, bool) or not isinstance(operand, (int, float, str))
                 ):
-                    raise AltinnConfigError(f"where[{path!r}].{operator} needs a number or string", field="where")
+                    raise AltinnConfigError(
+                        f"where[{path!r}].{operator} needs a number or string", field="where"
+                    )
             checked[path] = {op: list(v) if isinstance(v, tuple) else v for op, v in condition.items()}
         else:
             checked[path] = list(condition) if isinstance(condition, tuple) else condition
@@ -257,7 +260,9 @@ class EventFilter:
             return False
         if self.event_types:
             event_type = event.get("type")
-            if not isinstance(event_type, str) or not any(like_match(p, event_type) for p in self.event_types):
+            if not isinstance(event_type, str) or not any(
+                like_match(p, event_type) for p in self.event_types
+            ):
                 return False
         if self.subject and event.get("subject") != self.subject:
             return False
@@ -434,4 +439,3 @@ def poll_step(
     )
     done = full or total >= min_events or (max_events is not None and total >= max_events)
     return PollStep(new_state, tuple(kept), done=done, at_end=False)
-

@@ -24,13 +24,17 @@ from airflow_provider_altinn_events.exceptions import (
     AltinnAPIError,
     AltinnBadRequestError,
     AltinnConfigError,
+    AltinnError,
     AltinnForbiddenError,
     AltinnNotFoundError,
     AltinnPayloadError,
     AltinnRateLimitError,
     AltinnServerError,
+    AltinnTransportError,
     AltinnUnauthorizedError,
     ProblemDetails,
+    TokenExchangeError,
+    TokenGrantError,
 )
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "build_publish_app_event_request",
     "build_publish_request",
     "error_from_response",
+    "error_from_transport",
     "parse_empty_response",
     "parse_events_page",
     "parse_problem",
@@ -114,14 +119,18 @@ def _types(types: Sequence[str] | str | None) -> list[str]:
 
 def _size(size: int) -> int:
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE:
-        raise AltinnConfigError(f"size must be an integer from 1 to {MAX_PAGE_SIZE}, got {size!r}", field="size")
+        raise AltinnConfigError(
+            f"size must be an integer from 1 to {MAX_PAGE_SIZE}, got {size!r}", field="size"
+        )
     return size
 
 
 def _time_param(value: datetime | str, name: str) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise AltinnConfigError(f"{name} must be timezone-aware (Altinn refuses times without an offset)", field=name)
+            raise AltinnConfigError(
+                f"{name} must be timezone-aware (Altinn refuses times without an offset)", field=name
+            )
         return value.isoformat()
     return _non_empty(value, name)
 
@@ -145,7 +154,9 @@ def build_publish_request(settings: AltinnSettings, event: Mapping[str, Any]) ->
         if not isinstance(body.get(name), str) or not body[name]:
             raise AltinnPayloadError(f"the event needs a non-empty string {name!r}")
     if body["specversion"] != "1.0":
-        raise AltinnPayloadError(f"Altinn accepts CloudEvents specversion '1.0' only, got {body['specversion']!r}")
+        raise AltinnPayloadError(
+            f"Altinn accepts CloudEvents specversion '1.0' only, got {body['specversion']!r}"
+        )
     return httpx.Request(
         "POST",
         f"{settings.events_url}/events",
@@ -219,7 +230,9 @@ def build_list_events_request(
     """
     _non_empty(resource, "resource")
     if not resource.startswith(RESOURCE_PREFIX):
-        raise AltinnConfigError(f"resource must begin with {RESOURCE_PREFIX!r}, got {resource!r}", field="resource")
+        raise AltinnConfigError(
+            f"resource must begin with {RESOURCE_PREFIX!r}, got {resource!r}", field="resource"
+        )
     _non_empty(after, "after")
     if subject and alternative_subject:
         raise AltinnConfigError(
@@ -233,7 +246,7 @@ def build_list_events_request(
     headers = {"Accept": CLOUDEVENTS_JSON}
     if alternative_subject:
         headers["Altinn-AlternativeSubject"] = alternative_subject
-    return httpx.Request("GET", f"{settings.events_url}/events", params=params, headers=headers)
+    return httpx.Request("GET", f"{settings.events_url}/events", params=tuple(params), headers=headers)
 
 
 def build_list_app_events_request(
@@ -278,7 +291,9 @@ def build_list_app_events_request(
     headers = {"Accept": JSON}
     if person:
         headers["person"] = person
-    return httpx.Request("GET", f"{settings.events_url}/app/{org}/{app}", params=params, headers=headers)
+    return httpx.Request(
+        "GET", f"{settings.events_url}/app/{org}/{app}", params=tuple(params), headers=headers
+    )
 
 
 def parse_events_page(response: httpx.Response, *, after: str) -> EventPage:
@@ -297,7 +312,9 @@ def parse_events_page(response: httpx.Response, *, after: str) -> EventPage:
     if not isinstance(items, list):
         raise AltinnPayloadError(f"the events response must be a JSON array, got {type(items).__name__}")
     events = tuple(CloudEvent.from_dict(item) for item in items)
-    return EventPage(events=events, after=events[-1].id if events else after, next_url=response.headers.get("next"))
+    return EventPage(
+        events=events, after=events[-1].id if events else after, next_url=response.headers.get("next")
+    )
 
 
 # -- subscriptions ------------------------------------------------------------------------------------------------
@@ -332,7 +349,8 @@ def build_create_subscription_request(
             continue
         if not isinstance(value, str) or not value.strip():
             raise AltinnConfigError(
-                f"{name} must be omitted or a non-empty string (Altinn never matches an empty filter)", field=name
+                f"{name} must be omitted or a non-empty string (Altinn never matches an empty filter)",
+                field=name,
             )
         body[key] = value
     if include_subunits:
@@ -385,7 +403,9 @@ def parse_subscription_list_response(response: httpx.Response) -> SubscriptionLi
         raise AltinnPayloadError("the subscription list has no 'subscriptions' array")
     subscriptions = tuple(Subscription.from_dict(item) for item in items)
     count = body.get("count")
-    return SubscriptionList(count=count if isinstance(count, int) else len(subscriptions), subscriptions=subscriptions)
+    return SubscriptionList(
+        count=count if isinstance(count, int) else len(subscriptions), subscriptions=subscriptions
+    )
 
 
 def _json(response: httpx.Response, what: str) -> Any:
@@ -478,7 +498,9 @@ def error_from_response(response: httpx.Response, *, hint: str | None = None) ->
     message = problem.summary() or _STATUS_MESSAGES.get(status) or response.reason_phrase or f"HTTP {status}"
     if hint:
         message = f"{message}; {hint}"
-    request_id = problem.trace_id or response.headers.get("x-request-id") or response.headers.get("request-id")
+    request_id = (
+        problem.trace_id or response.headers.get("x-request-id") or response.headers.get("request-id")
+    )
     kwargs: dict[str, Any] = {
         "status_code": status,
         "method": method,
@@ -498,3 +520,47 @@ def error_from_response(response: httpx.Response, *, hint: str | None = None) ->
         404: AltinnNotFoundError,
     }.get(status, AltinnAPIError)
     return cls(message, **kwargs)
+
+
+def error_from_transport(error: httpx.RequestError, settings: AltinnSettings) -> AltinnError:
+    """Translate an httpx error (no HTTP answer) into the provider's tree, naming the step that failed.
+
+    A failure on the Maskinporten token URL becomes a retryable :class:`TokenGrantError`, one on the exchange
+    URL a retryable :class:`TokenExchangeError`, anything else :class:`AltinnTransportError`.
+    """
+    try:
+        request = error.request
+        method, url = request.method, strip_query(request.url)
+    except RuntimeError:
+        method, url = "?", "?"
+    kind = type(error).__name__
+    reason = redact(str(error)) or kind
+    if isinstance(error, httpx.DecodingError):
+        return AltinnPayloadError(f"{method} {url}: the response body could not be decoded ({reason})")
+    if isinstance(error, httpx.TimeoutException):
+        reason = f"timed out after {settings.timeout_seconds:g} s ({kind})"
+    elif reason != kind:
+        reason = f"{kind}: {reason}"
+    if url == strip_query(settings.maskinporten_token_url):
+        return TokenGrantError(
+            f"could not reach Maskinporten at {url}",
+            error="transport",
+            description=reason,
+            url=url,
+            retryable=True,
+        )
+    if url == strip_query(settings.exchange_url):
+        return TokenExchangeError(
+            f"could not reach Altinn's token exchange at {url}",
+            error="transport",
+            description=reason,
+            url=url,
+            retryable=True,
+        )
+    not_sent = isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    retryable = isinstance(error, httpx.TransportError) and not isinstance(error, httpx.UnsupportedProtocol)
+    transport_error = AltinnTransportError(
+        f"{method} {url}: {reason}", method=method, url=url, request_sent=False if not_sent else None
+    )
+    transport_error.retryable = retryable
+    return transport_error

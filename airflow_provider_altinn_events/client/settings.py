@@ -234,7 +234,9 @@ class AltinnSettings:
             f"{platform_url}/authentication/api/v1/exchange/maskinporten",
             environment,
         )
-        events_url = _url(conn_id, extra, "events_url", f"{platform_url}/events/api/v1", environment).rstrip("/")
+        events_url = _url(conn_id, extra, "events_url", f"{platform_url}/events/api/v1", environment).rstrip(
+            "/"
+        )
 
         login = _text(conn.login)
         password = _text(conn.password)
@@ -420,6 +422,7 @@ def _timeout(conn_id: str, raw: Any) -> float:
         ) from None
     if not 0 < seconds <= 3600:
         raise AltinnConfigError(
-            f"connection {conn_id!r}: timeout must be between 0 and 3600 seconds, got {raw!r}", field="timeout"
+            f"connection {conn_id!r}: timeout must be between 0 and 3600 seconds, got {raw!r}",
+            field="timeout",
         )
     return seconds

@@ -26,6 +26,7 @@ __all__ = [
     "APP_EVENT_ATTRIBUTES",
     "RESOURCE_URN_PATTERN",
     "coerce_event_list",
+    "format_time",
     "is_valid_urn",
     "prepare_app_event",
     "prepare_cloud_event",
@@ -42,9 +43,7 @@ _URN_HELP = (
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+$")
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _INT32 = (-(2**31), 2**31 - 1)
 
 #: Attributes POST /events gives a meaning to; anything else must be a valid extension attribute.
@@ -184,9 +183,10 @@ def validate_cloud_event(event: Mapping[str, Any], *, field: str = "event") -> N
     if "dataschema" in event:
         _require_string(event, "dataschema", field)
         _check_uri(event["dataschema"], f"{field}.dataschema", what="dataschema")
-    content_type = event.get("datacontenttype")
+    content_type: str | None = None
     if "datacontenttype" in event:
         _require_string(event, "datacontenttype", field)
+        content_type = str(event["datacontenttype"])
         if "/" not in content_type:
             raise AltinnConfigError(
                 f"{field}.datacontenttype {content_type!r} is not a media type such as 'application/json'",
@@ -199,7 +199,16 @@ def validate_cloud_event(event: Mapping[str, Any], *, field: str = "event") -> N
 
 
 _KNOWN_ATTRIBUTES = frozenset(
-    {"specversion", "time", "resource", "dataschema", "datacontenttype", "data", "data_base64", *_STRING_ATTRIBUTES}
+    {
+        "specversion",
+        "time",
+        "resource",
+        "dataschema",
+        "datacontenttype",
+        "data",
+        "data_base64",
+        *_STRING_ATTRIBUTES,
+    }
 )
 
 
@@ -232,7 +241,8 @@ def prepare_app_event(event: Mapping[str, Any], *, field: str = "event") -> dict
     prepared.setdefault("specversion", "1.0")
     if prepared["specversion"] != "1.0":
         raise AltinnConfigError(
-            f"{field}.specversion must be '1.0', got {prepared['specversion']!r}", field=f"{field}.specversion"
+            f"{field}.specversion must be '1.0', got {prepared['specversion']!r}",
+            field=f"{field}.specversion",
         )
     for name in ("source", "type", "subject"):
         _require_string(prepared, name, field, why="POST /app requires source, subject and type")
@@ -275,7 +285,7 @@ def validate_subscription_request(
     ):
         if value is not None and not isinstance(value, str):
             raise AltinnConfigError(f"{name} must be a string, got {type(value).__name__}", field=name)
-        filters[name] = value.strip() or None if isinstance(value, str) else None
+        filters[name] = value if isinstance(value, str) and value.strip() else None
     if not isinstance(include_subunits, bool):
         raise AltinnConfigError(
             f"include_subunits must be True or False, got {include_subunits!r}", field="include_subunits"
@@ -320,7 +330,11 @@ def validate_subscription_request(
                 "resources take one); use subject_filter",
                 field="alternative_subject_filter",
             )
-    if include_subunits and filters["subject_filter"] is None and filters["alternative_subject_filter"] is None:
+    if (
+        include_subunits
+        and filters["subject_filter"] is None
+        and filters["alternative_subject_filter"] is None
+    ):
         raise AltinnConfigError(
             "include_subunits requires a subject filter (subject_filter, or alternative_subject_filter on an "
             "app resource)",
@@ -386,9 +400,7 @@ def _check_uri(value: str, field: str, *, what: str, schemes: Sequence[str] | No
         )
     lowered = scheme.lower()
     if schemes is not None and lowered not in schemes:
-        raise AltinnConfigError(
-            f"{field} {value!r} must be an {' or '.join(schemes)} URL", field=field
-        )
+        raise AltinnConfigError(f"{field} {value!r} must be an {' or '.join(schemes)} URL", field=field)
     if lowered in ("http", "https") and not urlsplit(value).netloc:
         raise AltinnConfigError(f"{field} {value!r} is an {lowered} URL without a host", field=field)
 
@@ -397,12 +409,13 @@ def _check_time(value: Any, field: str) -> None:
     match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
     if match is not None:
         year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-        try:
+        try:  # second 60 is a leap second, which RFC 3339 allows
             datetime(year, month, day, hour, minute, min(second, 59))
-            if second <= 60:
-                return
         except ValueError:
             pass
+        else:
+            if second <= 60:
+                return
     raise AltinnConfigError(
         f"{field} {value!r} is not an RFC 3339 timestamp with a time zone, e.g. '2026-05-12T08:30:00Z'",
         field=field,
@@ -413,7 +426,7 @@ def _is_json_media_type(content_type: str | None) -> bool:
     if content_type is None:
         return True
     media = content_type.split(";", 1)[0].strip().lower()
-    return media.endswith("/json") or media.endswith("+json")
+    return media.endswith(("/json", "+json"))
 
 
 def _check_data(event: Mapping[str, Any], field: str, content_type: str | None) -> None:

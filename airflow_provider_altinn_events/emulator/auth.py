@@ -155,6 +155,14 @@ def platform_access(request: Request, keys: KeySet) -> tuple[str, str] | None:
 def issue_platform_access_token(keys: KeySet, org: str, app: str, lifetime: int) -> str:
     """A token as an Altinn app holds it: ``iss`` = org, ``urn:altinn:app`` = app."""
     now = int(time.time())
-    claims = {"iss": org, "aud": "platform.altinn.no", "urn:altinn:app": app, "iat": now, "nbf": now,
-              "exp": now + lifetime}
-    return jwt.encode(claims, keys.platform.private_key, algorithm="RS256", headers={"kid": keys.platform.kid})
+    claims = {
+        "iss": org,
+        "aud": "platform.altinn.no",
+        "urn:altinn:app": app,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+    }
+    return jwt.encode(
+        claims, keys.platform.private_key, algorithm="RS256", headers={"kid": keys.platform.kid}
+    )

@@ -23,6 +23,7 @@ class ClientRegistrationError(ValueError):
 
 def _load_public(pem: str) -> rsa.RSAPublicKey:
     data = pem.encode()
+    key: Any
     try:
         if b"CERTIFICATE" in data:
             key = x509.load_pem_x509_certificate(data).public_key()

@@ -78,7 +78,10 @@ def _exchange_maskinporten(state: EmulatorState, request: Request) -> str | Resp
     except jwt.PyJWTError as exc:
         log.info("Exchange refused a Maskinporten token: %s", type(exc).__name__)
         return None
-    if str(claims.get("iss") or "") not in f"{state.config.maskinporten_issuer}.well-known/oauth-authorization-server":
+    if (
+        str(claims.get("iss") or "")
+        not in f"{state.config.maskinporten_issuer}.well-known/oauth-authorization-server"
+    ):
         return None
     orgnumber = _consumer_orgnumber(claims.get("consumer"))
     if orgnumber is None:
@@ -165,6 +168,12 @@ async def openid_jwks(request: Request) -> Response:
 
 routes = [
     Route("/authentication/api/v1/exchange/{provider}", exchange, methods=["GET"]),
-    Route("/authentication/api/v1/openid/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
-    Route("/authentication/api/v1/openid/.well-known/openid-configuration/jwks", openid_jwks, methods=["GET"]),
+    Route(
+        "/authentication/api/v1/openid/.well-known/openid-configuration",
+        openid_configuration,
+        methods=["GET"],
+    ),
+    Route(
+        "/authentication/api/v1/openid/.well-known/openid-configuration/jwks", openid_jwks, methods=["GET"]
+    ),
 ]

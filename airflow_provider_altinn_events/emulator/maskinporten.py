@@ -35,8 +35,19 @@ ALGORITHMS = ("RS256", "RS384", "RS512")
 SKEW = 10
 MAX_GRANT_LIFETIME = 120
 KNOWN_CLAIMS = frozenset(
-    {"aud", "iss", "iat", "exp", "jti", "scope", "resource", "pid", "consumer_org", "authorization_details",
-     "iss_onbehalfof"}
+    {
+        "aud",
+        "iss",
+        "iat",
+        "exp",
+        "jti",
+        "scope",
+        "resource",
+        "pid",
+        "consumer_org",
+        "authorization_details",
+        "iss_onbehalfof",
+    }
 )
 _ORGNO = re.compile(r"^\d{9}$")
 _ISO6523 = "iso6523-actorid-upis"
@@ -56,7 +67,9 @@ async def token_endpoint(request: Request) -> Response:
     state = get_state(request)
     try:
         if media_type(request) != "application/x-www-form-urlencoded":
-            raise GrantError("invalid_request", "Content-Type must be application/x-www-form-urlencoded (MP-011)")
+            raise GrantError(
+                "invalid_request", "Content-Type must be application/x-www-form-urlencoded (MP-011)"
+            )
         raw = await read_body(request, state.config.max_body_bytes)
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
         grant_type = form.get("grant_type")
@@ -104,12 +117,16 @@ def verify_and_issue(state: EmulatorState, assertion: str) -> dict[str, Any]:
             options={"verify_aud": False, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.InvalidSignatureError as exc:
-        raise GrantError("invalid_grant", "Invalid assertion. Client authentication failed: bad signature (MP-120)") from exc
+        raise GrantError(
+            "invalid_grant", "Invalid assertion. Client authentication failed: bad signature (MP-120)"
+        ) from exc
     except jwt.PyJWTError as exc:
         raise GrantError("invalid_grant", "Invalid assertion (MP-011)") from exc
     unknown = sorted(set(claims) - KNOWN_CLAIMS)
     if unknown:
-        raise GrantError("invalid_grant", f"Invalid assertion. Unknown claim(s): {', '.join(unknown)} (MP-011)")
+        raise GrantError(
+            "invalid_grant", f"Invalid assertion. Unknown claim(s): {', '.join(unknown)} (MP-011)"
+        )
     if claims.get("aud") != state.config.maskinporten_issuer:
         raise GrantError(
             "invalid_grant",
@@ -124,7 +141,9 @@ def verify_and_issue(state: EmulatorState, assertion: str) -> dict[str, Any]:
     if iat < now - SKEW:
         raise GrantError("invalid_grant", "Invalid assertion. Issue time is too far in the past (MP-130)")
     if not 0 < exp - iat <= MAX_GRANT_LIFETIME:
-        raise GrantError("invalid_grant", "Invalid assertion. exp - iat must be between 1 and 120 seconds (MP-130)")
+        raise GrantError(
+            "invalid_grant", "Invalid assertion. exp - iat must be between 1 and 120 seconds (MP-130)"
+        )
     if exp <= now:
         raise GrantError("invalid_grant", "Invalid assertion. The grant has expired (MP-130)")
     jti = claims.get("jti")
@@ -138,7 +157,9 @@ def verify_and_issue(state: EmulatorState, assertion: str) -> dict[str, Any]:
     allowed = set(client.get("scopes") or ())
     missing = [s for s in scopes if s not in allowed]
     if missing:
-        raise GrantError("invalid_scope", f"Scope(s) not allowed for this client: {' '.join(missing)} (MP-200)")
+        raise GrantError(
+            "invalid_scope", f"Scope(s) not allowed for this client: {' '.join(missing)} (MP-200)"
+        )
     token_claims = _token_claims(state, client, claims, scopes, client_amr, int(now))
     token = jwt.encode(
         token_claims,
@@ -161,20 +182,31 @@ def _select_key(client: dict[str, Any], header: dict[str, Any]) -> tuple[rsa.RSA
         raise GrantError("invalid_grant", "Invalid assertion. Use either kid or x5c, not both (MP-011)")
     if x5c is not None:
         if not isinstance(x5c, list) or not x5c or not all(isinstance(c, str) for c in x5c):
-            raise GrantError("invalid_grant", "Invalid assertion. x5c must be an array of base64 DER certificates (MP-123)")
+            raise GrantError(
+                "invalid_grant", "Invalid assertion. x5c must be an array of base64 DER certificates (MP-123)"
+            )
         try:
             leaf = x509.load_der_x509_certificate(base64.b64decode(x5c[0]))
         except ValueError as exc:
-            raise GrantError("invalid_grant", "Invalid assertion. Malformed x5c certificate (MP-123)") from exc
+            raise GrantError(
+                "invalid_grant", "Invalid assertion. Malformed x5c certificate (MP-123)"
+            ) from exc
         public = leaf.public_key()
         for registered in keys.values():
-            if isinstance(public, rsa.RSAPublicKey) and public.public_numbers() == registered.public_numbers():
+            if (
+                isinstance(public, rsa.RSAPublicKey)
+                and public.public_numbers() == registered.public_numbers()
+            ):
                 return registered, "virksomhetssertifikat"
-        raise GrantError("invalid_grant", "Invalid assertion. Certificate is not registered for this client (MP-120)")
+        raise GrantError(
+            "invalid_grant", "Invalid assertion. Certificate is not registered for this client (MP-120)"
+        )
     if not isinstance(kid, str) or not kid:
         raise GrantError("invalid_grant", "Invalid assertion. Header must carry kid or x5c (MP-011)")
     if kid not in keys:
-        raise GrantError("invalid_client", f"Invalid client: kid {kid!r} is not registered for this client (MP-100)", 401)
+        raise GrantError(
+            "invalid_client", f"Invalid client: kid {kid!r} is not registered for this client (MP-100)", 401
+        )
     return keys[kid], "private_key_jwt"
 
 
@@ -204,7 +236,9 @@ def _token_claims(
         if not isinstance(consumer_org, str) or not _ORGNO.match(consumer_org):
             raise GrantError("invalid_request", "consumer_org must be a 9-digit organisation number (MP-011)")
         if consumer_org == orgnumber:
-            raise GrantError("invalid_request", "consumer_org cannot be the client's own organisation (MP-251)")
+            raise GrantError(
+                "invalid_request", "consumer_org cannot be the client's own organisation (MP-251)"
+            )
         delegations = client.get("consumer_orgs")
         if delegations is not None and consumer_org not in delegations:
             raise GrantError("invalid_grant", f"Missing delegation from {consumer_org} (MP-251)", 403)
@@ -219,13 +253,21 @@ def _token_claims(
 
 def _systemuser(client: dict[str, Any], details: Any) -> dict[str, Any]:
     if not isinstance(details, list) or len(details) != 1 or not isinstance(details[0], dict):
-        raise GrantError("invalid_authorization_details", "authorization_details must hold exactly one entry (MP-303)")
+        raise GrantError(
+            "invalid_authorization_details", "authorization_details must hold exactly one entry (MP-303)"
+        )
     entry = details[0]
     if entry.get("type") != "urn:altinn:systemuser":
-        raise GrantError("invalid_authorization_details", f"Unknown authorization_details type {entry.get('type')!r} (MP-301)")
+        raise GrantError(
+            "invalid_authorization_details",
+            f"Unknown authorization_details type {entry.get('type')!r} (MP-301)",
+        )
     unknown = sorted(set(entry) - {"type", "systemuser_org", "externalRef"})
     if unknown:
-        raise GrantError("invalid_authorization_details", f"Unknown authorization_details field(s): {', '.join(unknown)} (MP-302)")
+        raise GrantError(
+            "invalid_authorization_details",
+            f"Unknown authorization_details field(s): {', '.join(unknown)} (MP-302)",
+        )
     org = entry.get("systemuser_org")
     org_id = org.get("ID") if isinstance(org, dict) else None
     if (
@@ -237,7 +279,9 @@ def _systemuser(client: dict[str, Any], details: Any) -> dict[str, Any]:
         raise GrantError("invalid_authorization_details", "Invalid systemuser_org (MP-303)")
     orgno = org_id.partition(":")[2]
     ref = str(entry.get("externalRef") or "")
-    user_id = uuid.uuid5(uuid.NAMESPACE_URL, f"altinn-emulator:systemuser:{client['client_id']}:{orgno}:{ref}")
+    user_id = uuid.uuid5(
+        uuid.NAMESPACE_URL, f"altinn-emulator:systemuser:{client['client_id']}:{orgno}:{ref}"
+    )
     return {
         "type": "urn:altinn:systemuser",
         "systemuser_id": [str(user_id)],

@@ -28,7 +28,10 @@ _TYPES: dict[int, tuple[str, str]] = {
     415: ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
     422: ("https://tools.ietf.org/html/rfc4918#section-11.2", "Unprocessable Entity"),
     429: ("https://tools.ietf.org/html/rfc6585#section-4", "Too Many Requests"),
-    500: ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "An error occurred while processing your request."),
+    500: (
+        "https://tools.ietf.org/html/rfc9110#section-15.6.1",
+        "An error occurred while processing your request.",
+    ),
     502: ("https://tools.ietf.org/html/rfc9110#section-15.6.3", "Bad Gateway"),
     503: ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
     504: ("https://tools.ietf.org/html/rfc9110#section-15.6.5", "Gateway Timeout"),

@@ -81,7 +81,7 @@ class EventRow:
 class EventQuery:
     """Filter of a page read; patterns are SQLite GLOB (case-sensitive) or LIKE (case-insensitive)."""
 
-    resource: str
+    resource: str | None
     after_seq: int = 0
     subject: str | None = None
     alternativesubject: str | None = None
@@ -154,6 +154,10 @@ class Store:
             ).fetchone()[0]
         return int(first), after
 
+    def max_sequenceno(self) -> int:
+        with self._lock:
+            return self._max_seq()
+
     def _max_seq(self) -> int:
         row = self._db.execute("SELECT MAX(sequenceno) FROM events").fetchone()
         return int(row[0] or 0)
@@ -165,14 +169,25 @@ class Store:
             last = self._db.execute("SELECT id FROM events WHERE sequenceno = ?", (last_seq,)).fetchone()
         return str(first[0]), str(last[0])
 
-    def events_after(self, seq: int, limit: int = 1000) -> list[EventRow]:
-        """Events with a sequence number above ``seq`` in any resource (for push delivery)."""
+    def events_between(
+        self, resource: str, after_seq: int, upto_seq: int, limit: int = 1000
+    ) -> list[EventRow]:
+        """Events of one resource with ``after_seq < sequenceno <= upto_seq`` (for push delivery)."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE sequenceno > ? ORDER BY sequenceno LIMIT ?",
-                (seq, limit),
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE resource = ? AND sequenceno > ? AND sequenceno <= ?"
+                " ORDER BY sequenceno LIMIT ?",
+                (resource, after_seq, upto_seq, limit),
             ).fetchall()
         return [EventRow(*row) for row in rows]
+
+    def subscribed_resources(self) -> list[str]:
+        """Resources that at least one validated subscription filters on."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT resource_filter FROM subscriptions WHERE validated = 1 AND resource_filter IS NOT NULL"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def resolve_after(self, event_id: str) -> int:
         """Smallest sequence number of an event with this id; 0 when unknown (start from the beginning)."""
@@ -182,8 +197,11 @@ class Store:
 
     def query_events(self, query: EventQuery) -> list[EventRow]:
         """One page in sequence order; ``LIMIT`` is applied here, before any authorization filter."""
-        where = ["resource = ?", "sequenceno > ?"]
-        args: list[Any] = [query.resource, query.after_seq]
+        where = ["sequenceno > ?"]
+        args: list[Any] = [query.after_seq]
+        if query.resource is not None:
+            where.insert(0, "resource = ?")
+            args.insert(0, query.resource)
         if query.subject is not None:
             where.append("subject = ?")
             args.append(query.subject)
@@ -208,10 +226,7 @@ class Store:
         if query.registered_before is not None:
             where.append("registered <= ?")
             args.append(query.registered_before)
-        sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
-            " ORDER BY sequenceno LIMIT ?"
-        )
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY sequenceno LIMIT ?"
         args.append(query.limit)
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
@@ -276,7 +291,8 @@ class Store:
     def put_client(self, client_id: str, data: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO clients (client_id, data) VALUES (?, ?)", (client_id, json.dumps(data))
+                "INSERT OR REPLACE INTO clients (client_id, data) VALUES (?, ?)",
+                (client_id, json.dumps(data)),
             )
 
     def get_client(self, client_id: str) -> dict[str, Any] | None:

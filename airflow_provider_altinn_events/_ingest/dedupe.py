@@ -1,0 +1,46 @@
+"""Drop events whose id this run has already written, in memory that does not grow with the run.
+
+Altinn delivers at least once, and its duplicates arrive close together (a page fetched twice, an event
+registered twice). Remembering every id of a run of millions would make memory grow with the run, so the
+window keeps the most recent ``capacity`` ids (100,000 ids cost about 12 MB). A duplicate further back than
+that is written again; the manifest's count of dropped duplicates is exact for what the window saw.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["RecentIds"]
+
+
+class RecentIds:
+    """A set of the last ``capacity`` distinct ids seen, oldest forgotten first.
+
+    :param capacity: how many ids to remember; ``0`` turns deduplication off.
+    """
+
+    __slots__ = ("_capacity", "_ids", "_order")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError("capacity must be >= 0")
+        self._capacity = capacity
+        self._ids: set[str] = set()
+        self._order: deque[str] = deque()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def add(self, event_id: str) -> bool:
+        """Remember ``event_id``; returns ``False`` if it was already there (a duplicate)."""
+        if event_id in self._ids:
+            return False
+        if self._capacity:
+            if len(self._order) >= self._capacity:
+                self._ids.discard(self._order.popleft())
+            self._ids.add(event_id)
+            self._order.append(event_id)
+        return True

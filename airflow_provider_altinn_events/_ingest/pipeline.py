@@ -1,0 +1,420 @@
+"""One ingestion run of one resource: plan from the destination's state, stream pages into files, commit.
+
+The commit point is the cursor write. Everything before it can be done again with the same result:
+
+1. Read ``_cursor.json``. If it belongs to another run, first tidy that run up: write its manifest if it
+   lacks one and, if it died mid-run, delete the data files it wrote after its last commit (their events
+   come after the cursor, so this run reads them again).
+2. Decide the mode. The run that holds the cursor and did not finish *resumes* from the cursor. A run
+   that has a manifest already *reruns* its recorded range into the same file names and leaves the
+   cursor alone. Any other run is *new*: it claims the cursor (writes it with this run's id, ``after``
+   unchanged) before writing any data, so that if it dies, the next run knows whose files to tidy up.
+3. Stream: a background thread fetches pages ahead (:mod:`.fetch`); this thread drops duplicate ids,
+   writes NDJSON into ``part-NNNNN`` files of ``events_per_file`` events each, and after each file is
+   completely written and visible, commits the cursor (``after`` = the file's last event id). File
+   boundaries depend only on the event sequence, so a resumed or rerun run cuts the same files.
+4. At the end: commit the last file, delete files of earlier attempts that this one did not write,
+   commit the cursor as complete, write the manifest.
+
+A crash anywhere loses at most the events after the last commit, and those are read again by the next
+attempt into the same file names; no event is lost and none is written twice. This relies on one writer
+per resource folder at a time; a second writer is detected (the cursor's ``revision`` changed) and fails
+rather than overwrite the other's progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_altinn_events._ingest.dedupe import RecentIds
+from airflow_provider_altinn_events._ingest.errors import IngestConflictError, IngestStateError
+from airflow_provider_altinn_events._ingest.fetch import FetchRange, PagePrefetcher, PageSource
+from airflow_provider_altinn_events._ingest.layout import (
+    CURSOR_NAME,
+    MANIFEST_NAME,
+    is_part_name,
+    is_temp_name,
+    part_name,
+    resource_dir,
+    run_dir,
+)
+from airflow_provider_altinn_events._ingest.ndjson import NdjsonPart, encode_events
+from airflow_provider_altinn_events._ingest.spec import IngestMode, IngestResult, IngestSpec
+from airflow_provider_altinn_events._ingest.state import CursorFile, RunRecord, RunState
+from airflow_provider_altinn_events._ingest.storage import Storage
+from airflow_provider_altinn_events.client.models import CloudEvent
+from airflow_provider_altinn_events.exceptions import AltinnError
+
+__all__ = ["IngestCancelledError", "run_ingest"]
+
+_default_log = logging.getLogger(__name__)
+
+
+class IngestCancelledError(AltinnError):
+    """The run was asked to stop (task killed); nothing after the last commit was kept."""
+
+
+@dataclass
+class _Plan:
+    mode: IngestMode
+    record: RunRecord
+    fetch: FetchRange
+
+
+def run_ingest(
+    source: PageSource,
+    storage: Storage,
+    spec: IngestSpec,
+    run_id: str,
+    *,
+    log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    trace: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+    progress_seconds: float = 30.0,
+    prefetch_depth: int = 2,
+) -> IngestResult:
+    """Run (or resume, or rerun) ingestion of one resource into ``storage``; see the module docstring.
+
+    :param source: the client (``AltinnEventsClient``); used from one background thread only.
+    :param storage: the destination (:func:`.storage.open_storage`).
+    :param spec: what to ingest.
+    :param run_id: names the run folder and tells a new run from a retry or a rerun of an earlier one.
+    :param log: where progress goes (the operator passes its task logger).
+    :param trace: called with a point name at each step that matters for crash safety (tests kill there).
+    :param cancel: set it to stop at the next page; the run then fails without committing more.
+    :param progress_seconds: log progress at most this often.
+    :param prefetch_depth: pages the fetch thread may hold ready.
+    :raises IngestStateError: the destination holds a cursor for other filters, or an unreadable one.
+    :raises IngestConflictError: another writer moved the cursor while this run was writing.
+    :raises AltinnError: fetching failed after the client's retries.
+    """
+    if trace is not None:
+        storage.trace = trace
+    return _Ingestion(
+        source,
+        storage,
+        spec,
+        run_id,
+        log or _default_log,
+        storage.trace,
+        cancel,
+        progress_seconds,
+        prefetch_depth,
+    ).run()
+
+
+class _Ingestion:
+    def __init__(
+        self,
+        source: PageSource,
+        storage: Storage,
+        spec: IngestSpec,
+        run_id: str,
+        log: logging.Logger | logging.LoggerAdapter[Any],
+        trace: Callable[[str], None],
+        cancel: threading.Event | None,
+        progress_seconds: float,
+        prefetch_depth: int,
+    ) -> None:
+        self.source, self.storage, self.spec, self.run_id = source, storage, spec, run_id
+        self.log, self.trace, self.cancel = log, trace, cancel
+        self.progress_seconds, self.prefetch_depth = progress_seconds, prefetch_depth
+        self.res_key = resource_dir(spec.resource)
+        self.cursor_key = f"{self.res_key}/{CURSOR_NAME}"
+        self.run_key = f"{self.res_key}/{run_dir(run_id)}"
+        self.revision: str | None = None  # the cursor revision this run last read or wrote
+
+    # -- planning -----------------------------------------------------------------------------------
+
+    def run(self) -> IngestResult:
+        started = time.monotonic()
+        self.trace("start")
+        cursor = self._read_cursor()
+        self.revision = cursor.revision if cursor else None
+        if cursor is not None and cursor.run.run_id == self.run_id and cursor.run.state is RunState.RUNNING:
+            plan = self._plan_resume(cursor)
+        else:
+            if cursor is not None:
+                self._tidy_up(cursor.run)
+            manifest = self._read_manifest(self.run_key)
+            plan = self._plan_rerun(manifest) if manifest is not None else self._plan_new(cursor)
+        self.log.info(
+            "Ingesting %s into %s: %s run %s from after=%s%s",
+            self.spec.resource,
+            self.storage.uri(self.run_key),
+            plan.mode.value,
+            self.run_id,
+            plan.fetch.after,
+            f" (max {plan.fetch.limit} events)" if plan.fetch.limit is not None else "",
+        )
+        record = self._stream(plan)
+        seconds = time.monotonic() - started
+        self.log.info(
+            "Ingested %s: %d events in %d files (%d duplicates dropped, %d pages) in %.1f s (%.0f events/s); "
+            "cursor after=%s",
+            self.spec.resource,
+            record.count,
+            len(record.files),
+            record.duplicates,
+            record.pages,
+            seconds,
+            record.fetched / seconds if seconds > 0 else 0.0,
+            record.end_after,
+        )
+        return IngestResult(
+            resource=self.spec.resource,
+            run_id=self.run_id,
+            mode=plan.mode,
+            start_after=record.start_after,
+            after=record.end_after,
+            count=record.count,
+            duplicates=record.duplicates,
+            pages=record.pages,
+            files=tuple(self.storage.uri(f"{self.run_key}/{part.name}") for part in record.files),
+            manifest=self.storage.uri(f"{self.run_key}/{MANIFEST_NAME}"),
+            cursor_moved=plan.mode is not IngestMode.RERUN,
+            seconds=seconds,
+        )
+
+    def _read_cursor(self) -> CursorFile | None:
+        raw = self.storage.read_json(self.cursor_key)
+        if raw is None:
+            return None
+        cursor = CursorFile.from_dict(raw, self.storage.uri(self.cursor_key))
+        if cursor.resource != self.spec.resource or cursor.filters != self.spec.filters:
+            raise IngestStateError(
+                f"{self.storage.uri(self.cursor_key)} belongs to resource {cursor.resource!r} with filters "
+                f"{cursor.filters.to_dict()}, not {self.spec.resource!r} with {self.spec.filters.to_dict()}; "
+                "give each query its own destination"
+            )
+        return cursor
+
+    def _read_manifest(self, run_key: str) -> RunRecord | None:
+        key = f"{run_key}/{MANIFEST_NAME}"
+        raw = self.storage.read_json(key)
+        return None if raw is None else RunRecord.from_manifest(raw, self.storage.uri(key))[0]
+
+    def _tidy_up(self, other: RunRecord) -> None:
+        """Finish the bookkeeping of the run that last wrote the cursor (idempotent)."""
+        other_key = f"{self.res_key}/{run_dir(other.run_id)}"
+        if other.state is RunState.RUNNING:  # it died: drop what it wrote after its last commit
+            keep = {part.name for part in other.files}
+            stale = [
+                n
+                for n in self.storage.list_names(other_key)
+                if (is_part_name(n) and n not in keep) or is_temp_name(n)
+            ]
+            for name in stale:
+                self.storage.delete(f"{other_key}/{name}")
+            self.trace("tidy-deleted")
+            if stale:
+                self.log.warning(
+                    "Run %s of %s stopped before finishing; removed its uncommitted files %s",
+                    other.run_id,
+                    self.spec.resource,
+                    stale,
+                )
+            other = other.touched(state=RunState.INTERRUPTED)
+        written = self._read_manifest(other_key)
+        if written is None or (written.state, written.end_after, written.count) != (
+            other.state,
+            other.end_after,
+            other.count,
+        ):
+            self._write_manifest(other_key, other)
+            self.trace("tidy-manifest")
+
+    def _plan_resume(self, cursor: CursorFile) -> _Plan:
+        record = cursor.run
+        limit = None if record.max_events is None else max(0, record.max_events - record.fetched)
+        return _Plan(IngestMode.RESUME, record, FetchRange(after=cursor.after, limit=limit))
+
+    def _plan_rerun(self, manifest: RunRecord) -> _Plan:
+        record = RunRecord(
+            run_id=self.run_id,
+            state=RunState.RUNNING,
+            start_after=manifest.start_after,
+            end_after=manifest.start_after,
+            compression=manifest.compression,
+            events_per_file=manifest.events_per_file,
+            max_events=manifest.max_events,
+        )
+        stop_at = manifest.end_after if manifest.fetched else None
+        return _Plan(
+            IngestMode.RERUN,
+            record,
+            FetchRange(after=manifest.start_after, limit=manifest.fetched, stop_at=stop_at),
+        )
+
+    def _plan_new(self, cursor: CursorFile | None) -> _Plan:
+        start = cursor.after if cursor is not None else self.spec.start_after
+        record = RunRecord(
+            run_id=self.run_id,
+            state=RunState.RUNNING,
+            start_after=start,
+            end_after=start,
+            compression=self.spec.compression,
+            events_per_file=self.spec.events_per_file,
+            max_events=self.spec.max_events,
+        )
+        self._commit_cursor(record)  # claim: from here on a crash of this run is tidied up by the next one
+        self.trace("claimed")
+        return _Plan(IngestMode.NEW, record, FetchRange(after=start, limit=self.spec.max_events))
+
+    # -- streaming ----------------------------------------------------------------------------------
+
+    def _stream(self, plan: _Plan) -> RunRecord:
+        record = plan.record
+        per_file = record.events_per_file
+        files = list(record.files)
+        count, duplicates, fetched, pages = record.count, record.duplicates, record.fetched, record.pages
+        first_time, last_time = record.first_event_time, record.last_event_time
+        after = plan.fetch.after
+        seen = RecentIds(self.spec.dedupe_window)
+        part: NdjsonPart | None = None
+        prefetcher = PagePrefetcher(
+            self.source,
+            resource=self.spec.resource,
+            filters=self.spec.filters,
+            fetch_range=plan.fetch,
+            page_size=self.spec.page_size,
+            depth=self.prefetch_depth,
+        )
+        clock = time.monotonic
+        started = next_log = clock()
+        run_fetched = 0
+
+        def snapshot(state: RunState = RunState.RUNNING) -> RunRecord:
+            return record.touched(
+                state=state,
+                end_after=after,
+                count=count,
+                duplicates=duplicates,
+                fetched=fetched,
+                pages=pages,
+                files=tuple(files),
+                first_event_time=first_time,
+                last_event_time=last_time,
+            )
+
+        try:
+            for page in prefetcher:
+                if self.cancel is not None and self.cancel.is_set():
+                    raise IngestCancelledError(f"ingestion of {self.spec.resource} cancelled")
+                pages += 1
+                run_fetched += len(page.events)
+                self.trace("page")
+                batch: list[CloudEvent] = []
+                for event in page.events:
+                    fetched += 1
+                    after = event.id
+                    if not seen.add(event.id):
+                        duplicates += 1
+                        continue
+                    batch.append(event)
+                    count += 1
+                    event_time = event.time
+                    if event_time is not None:
+                        last_time = event_time
+                        if first_time is None:
+                            first_time = event_time
+                    if (part.events if part else 0) + len(batch) >= per_file:
+                        part = part or self._open_part(len(files), record.compression)
+                        part.write(encode_events(batch), len(batch))
+                        batch = []
+                        files.append(part.commit())
+                        part = None
+                        self.trace("part-committed")
+                        if plan.mode is not IngestMode.RERUN:
+                            self._commit_cursor(snapshot())
+                            self.trace("checkpoint")
+                if batch:
+                    part = part or self._open_part(len(files), record.compression)
+                    part.write(encode_events(batch), len(batch))
+                self.trace("page-written")
+                now = clock()
+                if now >= next_log:
+                    next_log = now + self.progress_seconds
+                    rate = run_fetched / (now - started) if now > started else 0.0
+                    self.log.info(
+                        "%s: %d events written, %d pages, %d duplicates dropped, %.0f events/s, after=%s",
+                        self.spec.resource,
+                        count,
+                        pages,
+                        duplicates,
+                        rate,
+                        after,
+                    )
+            if part is not None:
+                files.append(part.commit())
+                part = None
+                self.trace("part-committed")
+        except BaseException:
+            if part is not None:
+                part.abort()
+            raise
+        finally:
+            prefetcher.close()
+
+        self._remove_stale({p.name for p in files})
+        self.trace("stale-removed")
+        final = snapshot(RunState.COMPLETE)
+        if plan.mode is IngestMode.RERUN:
+            expected = plan.fetch.stop_at or plan.fetch.after
+            if final.end_after != expected:
+                self.log.warning(
+                    "Rerun of %s ended at after=%s, but the run first ended at after=%s "
+                    "(events expired or were added in between?)",
+                    self.run_id,
+                    final.end_after,
+                    expected,
+                )
+        else:
+            self._commit_cursor(final)
+            self.trace("final-cursor")
+        self._write_manifest(self.run_key, final)
+        self.trace("manifest")
+        return final
+
+    def _open_part(self, index: int, compression: str | None) -> NdjsonPart:
+        return NdjsonPart(self.storage, f"{self.run_key}/{part_name(index, compression)}", compression)
+
+    def _remove_stale(self, keep: set[str]) -> None:
+        """Delete data files of earlier attempts of this run that this attempt did not write."""
+        for name in self.storage.list_names(self.run_key):
+            if (is_part_name(name) and name not in keep) or is_temp_name(name):
+                self.storage.delete(f"{self.run_key}/{name}")
+
+    # -- commits ------------------------------------------------------------------------------------
+
+    def _commit_cursor(self, record: RunRecord) -> None:
+        """Write the cursor, after checking nobody else wrote it since this run last did."""
+        current = self.storage.read_json(self.cursor_key)
+        current_revision = current.get("revision") if isinstance(current, dict) else None
+        if current_revision != self.revision:
+            raise IngestConflictError(
+                f"{self.storage.uri(self.cursor_key)} changed while run {self.run_id} was writing "
+                f"(revision {self.revision} -> {current_revision}): another ingestion of {self.spec.resource} "
+                "into the same destination is running. This run stops without committing."
+            )
+        revision = secrets.token_hex(8)
+        cursor = CursorFile(
+            resource=self.spec.resource,
+            filters=self.spec.filters,
+            after=record.end_after,
+            run=record,
+            revision=revision,
+        )
+        self.storage.write_json(self.cursor_key, cursor.to_dict())
+        self.revision = revision
+
+    def _write_manifest(self, run_key: str, record: RunRecord) -> None:
+        self.storage.write_json(
+            f"{run_key}/{MANIFEST_NAME}", record.manifest(self.spec.resource, self.spec.filters)
+        )

@@ -1,0 +1,585 @@
+"""``AltinnEventsClient`` (sync) and ``AsyncAltinnEventsClient``: the two thin shells, as mirror images.
+
+Everything that decides anything lives below: requests and parsing in :mod:`.protocol`, tokens in
+:mod:`.auth`, retry decisions in :mod:`.retry`. The shells only *send* (``httpx.Client`` /
+``httpx.AsyncClient`` on the ``httpx-aiohttp`` transport) and *sleep* (``time.sleep`` / ``asyncio.sleep``).
+The two classes have the same methods in the same order, so they can be diffed by eye; keep it that way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from airflow_provider_altinn_events import __version__
+from airflow_provider_altinn_events.client import protocol as p
+from airflow_provider_altinn_events.client.auth import AltinnAuth
+from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, Subscription, SubscriptionList
+from airflow_provider_altinn_events.client.retry import RetryPolicy
+from airflow_provider_altinn_events.client.settings import AltinnSettings
+from airflow_provider_altinn_events.exceptions import AltinnError, AltinnPayloadError
+
+__all__ = ["AltinnEventsClient", "AsyncAltinnEventsClient"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+USER_AGENT = f"airflow-provider-altinn-events/{__version__}"
+
+
+class _ClientBase:
+    """What both shells share: settings, auth, retry policy and the retry bookkeeping."""
+
+    def __init__(
+        self, settings: AltinnSettings, retry: RetryPolicy | None, clock: Callable[[], float]
+    ) -> None:
+        if not isinstance(settings, AltinnSettings):
+            raise TypeError(f"settings must be AltinnSettings, got {type(settings).__name__}")
+        self.settings = settings
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.auth = AltinnAuth(settings, clock=clock)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(conn_id={self.settings.conn_id!r}, events_url={self.settings.events_url!r})"
+
+    def _next_delay(
+        self, request: httpx.Request, error: AltinnError, attempt: int, started: float, idempotent: bool
+    ) -> float | None:
+        delay = self.retry.next_delay(
+            error, attempt, elapsed_seconds=time.monotonic() - started, idempotent=idempotent
+        )
+        status = getattr(error, "status_code", None)
+        what = f"{type(error).__name__}{f' {status}' if status else ''}"
+        if delay is None:
+            error.attempts = attempt
+            if attempt > 1:
+                logger.warning(
+                    "%s %s failed after %d attempts (%s); giving up",
+                    request.method,
+                    request.url.path,
+                    attempt,
+                    what,
+                )
+            return None
+        logger.warning(
+            "%s %s failed (%s); retry %d of at most %d in %.2f s",
+            request.method,
+            request.url.path,
+            what,
+            attempt,
+            self.retry.max_attempts - 1,
+            delay,
+        )
+        return delay
+
+    @staticmethod
+    def _check_page(page: EventPage, after: str) -> None:
+        if page.events and page.after == after:
+            raise AltinnPayloadError(
+                f"the events cursor did not advance past {after!r}; stopping to avoid a loop"
+            )
+
+
+class AltinnEventsClient(_ClientBase):
+    """Synchronous client for the Altinn Events API (workers, operators, sensors in poke mode).
+
+    :param settings: from :meth:`AltinnSettings.from_connection` (the hook does this).
+    :param transport: an ``httpx.BaseTransport`` to use instead of the network (e.g. ``httpx.MockTransport``).
+    :param retry: the retry policy; :class:`RetryPolicy` defaults when ``None``.
+    :param clock: wall clock for token expiry (tests inject a fake one).
+
+    Thread-safe: one client (one connection pool, one token) can serve many threads.
+    """
+
+    def __init__(
+        self,
+        settings: AltinnSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(settings, retry, clock)
+        self._http = httpx.Client(
+            auth=self.auth,
+            transport=transport,
+            timeout=settings.timeout_seconds,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    def __enter__(self) -> AltinnEventsClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Publish one generic CloudEvent (``POST /events``; needs scope ``altinn:events.publish``).
+
+        Re-publishing the same ``id`` + ``source`` is a no-op at Altinn, so retries are safe.
+
+        :raises AltinnPayloadError: the event lacks ``id``, ``source``, ``type`` or ``resource``.
+        :raises AltinnForbiddenError: the scope or the resource's policy does not allow publishing.
+        """
+        self._send(p.build_publish_request(self.settings, event), p.parse_empty_response)
+
+    def publish_app_event(self, event: Mapping[str, Any]) -> str:
+        """Publish an app event (``POST /app``, needs ``platform_access_token``); returns the new event id.
+
+        :raises AltinnConfigError: the connection has no platform access token.
+        """
+        request = p.build_publish_app_event_request(self.settings, event)
+        return self._send(request, p.parse_publish_app_event_response, idempotent=False)
+
+    def list_events(
+        self,
+        *,
+        resource: str,
+        after: str = "0",
+        types: Sequence[str] | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        size: int = 50,
+    ) -> EventPage:
+        """Fetch one page of events after the cursor ``after`` (``"0"`` = from the beginning).
+
+        :raises AltinnConfigError: invalid arguments (see :func:`.protocol.build_list_events_request`).
+        :raises AltinnForbiddenError: the token lacks ``altinn:events.subscribe``.
+        """
+        request = p.build_list_events_request(
+            self.settings,
+            resource=resource,
+            after=after,
+            types=types,
+            subject=subject,
+            alternative_subject=alternative_subject,
+            size=size,
+        )
+        return self._send(request, lambda response: p.parse_events_page(response, after=after))
+
+    def iter_pages(
+        self,
+        *,
+        resource: str,
+        after: str = "0",
+        types: Sequence[str] | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        size: int = 50,
+        max_pages: int | None = None,
+    ) -> Iterator[EventPage]:
+        """Yield pages from ``after`` until (not including) the first empty page, or ``max_pages``.
+
+        :raises AltinnError: as :meth:`list_events`, from the page that failed.
+        """
+        pages = 0
+        while max_pages is None or pages < max_pages:
+            page = self.list_events(
+                resource=resource,
+                after=after,
+                types=types,
+                subject=subject,
+                alternative_subject=alternative_subject,
+                size=size,
+            )
+            if page.is_empty:
+                return
+            self._check_page(page, after)
+            yield page
+            pages += 1
+            after = page.after
+
+    def iter_events(
+        self,
+        *,
+        resource: str,
+        after: str = "0",
+        types: Sequence[str] | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        size: int = 50,
+        max_pages: int | None = None,
+    ) -> Iterator[CloudEvent]:
+        """Yield every event from ``after`` on, page by page (see :meth:`iter_pages`).
+
+        :raises AltinnError: as :meth:`list_events`.
+        """
+        for page in self.iter_pages(
+            resource=resource,
+            after=after,
+            types=types,
+            subject=subject,
+            alternative_subject=alternative_subject,
+            size=size,
+            max_pages=max_pages,
+        ):
+            yield from page.events
+
+    def list_app_events(
+        self,
+        org: str,
+        app: str,
+        *,
+        after: str | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        party: int | None = None,
+        unit: str | None = None,
+        person: str | None = None,
+        types: Sequence[str] | None = None,
+        size: int = 50,
+    ) -> EventPage:
+        """Fetch one page of an app's events (``GET /app/{org}/{app}``; service owners only).
+
+        :raises AltinnConfigError: neither ``after`` nor ``from_`` given, or conflicting party filters.
+        :raises AltinnUnauthorizedError: the token carries no ``urn:altinn:org`` (scope ``altinn:serviceowner``).
+        """
+        request = p.build_list_app_events_request(
+            self.settings,
+            org,
+            app,
+            after=after,
+            from_=from_,
+            to=to,
+            party=party,
+            unit=unit,
+            person=person,
+            types=types,
+            size=size,
+        )
+        return self._send(request, lambda response: p.parse_events_page(response, after=after or ""))
+
+    def create_subscription(
+        self,
+        *,
+        endpoint: str,
+        resource_filter: str | None = None,
+        source_filter: str | None = None,
+        subject_filter: str | None = None,
+        alternative_subject_filter: str | None = None,
+        type_filter: str | None = None,
+        include_subunits: bool = False,
+    ) -> Subscription:
+        """Create a push subscription (idempotent at Altinn: the same filters return the existing one).
+
+        :raises AltinnBadRequestError: Altinn rejected the endpoint or a filter (``problem.detail`` says which).
+        :raises AltinnForbiddenError: missing ``altinn:events.subscribe`` or not authorized for the resource.
+        """
+        request = p.build_create_subscription_request(
+            self.settings,
+            endpoint=endpoint,
+            resource_filter=resource_filter,
+            source_filter=source_filter,
+            subject_filter=subject_filter,
+            alternative_subject_filter=alternative_subject_filter,
+            type_filter=type_filter,
+            include_subunits=include_subunits,
+        )
+        return self._send(request, p.parse_subscription_response)
+
+    def get_subscription(self, subscription_id: int) -> Subscription:
+        """Fetch one subscription by id.
+
+        :raises AltinnNotFoundError: no such subscription.
+        :raises AltinnForbiddenError: it belongs to another consumer.
+        """
+        return self._send(
+            p.build_get_subscription_request(self.settings, subscription_id), p.parse_subscription_response
+        )
+
+    def list_subscriptions(self) -> SubscriptionList:
+        """List the subscriptions created by this connection's identity (validated or not).
+
+        :raises AltinnUnauthorizedError: the token was refused.
+        """
+        return self._send(
+            p.build_list_subscriptions_request(self.settings), p.parse_subscription_list_response
+        )
+
+    def delete_subscription(self, subscription_id: int) -> None:
+        """Delete a subscription.
+
+        :raises AltinnNotFoundError: no such subscription.
+        :raises AltinnForbiddenError: it belongs to another consumer.
+        """
+        self._send(
+            p.build_delete_subscription_request(self.settings, subscription_id), p.parse_empty_response
+        )
+
+    def _send(
+        self, request: httpx.Request, parse: Callable[[httpx.Response], T], *, idempotent: bool = True
+    ) -> T:
+        started, attempt = time.monotonic(), 1
+        while True:
+            try:
+                try:
+                    response = self._http.send(request)
+                except httpx.RequestError as exc:
+                    raise p.error_from_transport(exc, self.settings) from exc
+                logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
+                return parse(response)
+            except AltinnError as error:
+                delay = self._next_delay(request, error, attempt, started, idempotent)
+                if delay is None:
+                    raise
+            time.sleep(delay)
+            attempt += 1
+
+
+class AsyncAltinnEventsClient(_ClientBase):
+    """Asynchronous client for the Altinn Events API (triggers, async tasks): the mirror of the sync one.
+
+    :param transport: an ``httpx.AsyncBaseTransport``; defaults to ``httpx_aiohttp.AiohttpTransport``, which
+        costs a fraction of httpx's native async transport per request (PERFORMANCE-NOTES.md).
+
+    Use it from one event loop; share one per connection in a process rather than one per task.
+    """
+
+    def __init__(
+        self,
+        settings: AltinnSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(settings, retry, clock)
+        if transport is None:
+            from httpx_aiohttp import AiohttpTransport
+
+            transport = AiohttpTransport()
+        self._http = httpx.AsyncClient(
+            auth=self.auth,
+            transport=transport,
+            timeout=settings.timeout_seconds,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def __aenter__(self) -> AsyncAltinnEventsClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (and the aiohttp session)."""
+        await self._http.aclose()
+
+    async def publish(self, event: Mapping[str, Any]) -> None:
+        """Async :meth:`AltinnEventsClient.publish`.
+
+        :raises AltinnPayloadError: the event lacks ``id``, ``source``, ``type`` or ``resource``.
+        """
+        await self._send(p.build_publish_request(self.settings, event), p.parse_empty_response)
+
+    async def publish_app_event(self, event: Mapping[str, Any]) -> str:
+        """Async :meth:`AltinnEventsClient.publish_app_event`.
+
+        :raises AltinnConfigError: the connection has no platform access token.
+        """
+        request = p.build_publish_app_event_request(self.settings, event)
+        return await self._send(request, p.parse_publish_app_event_response, idempotent=False)
+
+    async def list_events(
+        self,
+        *,
+        resource: str,
+        after: str = "0",
+        types: Sequence[str] | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        size: int = 50,
+    ) -> EventPage:
+        """Async :meth:`AltinnEventsClient.list_events`.
+
+        :raises AltinnConfigError: invalid arguments.
+        """
+        request = p.build_list_events_request(
+            self.settings,
+            resource=resource,
+            after=after,
+            types=types,
+            subject=subject,
+            alternative_subject=alternative_subject,
+            size=size,
+        )
+        return await self._send(request, lambda response: p.parse_events_page(response, after=after))
+
+    async def iter_pages(
+        self,
+        *,
+        resource: str,
+        after: str = "0",
+        types: Sequence[str] | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        size: int = 50,
+        max_pages: int | None = None,
+    ) -> AsyncIterator[EventPage]:
+        """Async :meth:`AltinnEventsClient.iter_pages`.
+
+        :raises AltinnError: as :meth:`list_events`.
+        """
+        pages = 0
+        while max_pages is None or pages < max_pages:
+            page = await self.list_events(
+                resource=resource,
+                after=after,
+                types=types,
+                subject=subject,
+                alternative_subject=alternative_subject,
+                size=size,
+            )
+            if page.is_empty:
+                return
+            self._check_page(page, after)
+            yield page
+            pages += 1
+            after = page.after
+
+    async def iter_events(
+        self,
+        *,
+        resource: str,
+        after: str = "0",
+        types: Sequence[str] | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        size: int = 50,
+        max_pages: int | None = None,
+    ) -> AsyncIterator[CloudEvent]:
+        """Async :meth:`AltinnEventsClient.iter_events`.
+
+        :raises AltinnError: as :meth:`list_events`.
+        """
+        async for page in self.iter_pages(
+            resource=resource,
+            after=after,
+            types=types,
+            subject=subject,
+            alternative_subject=alternative_subject,
+            size=size,
+            max_pages=max_pages,
+        ):
+            for event in page.events:
+                yield event
+
+    async def list_app_events(
+        self,
+        org: str,
+        app: str,
+        *,
+        after: str | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        party: int | None = None,
+        unit: str | None = None,
+        person: str | None = None,
+        types: Sequence[str] | None = None,
+        size: int = 50,
+    ) -> EventPage:
+        """Async :meth:`AltinnEventsClient.list_app_events`.
+
+        :raises AltinnConfigError: neither ``after`` nor ``from_`` given, or conflicting party filters.
+        """
+        request = p.build_list_app_events_request(
+            self.settings,
+            org,
+            app,
+            after=after,
+            from_=from_,
+            to=to,
+            party=party,
+            unit=unit,
+            person=person,
+            types=types,
+            size=size,
+        )
+        return await self._send(request, lambda response: p.parse_events_page(response, after=after or ""))
+
+    async def create_subscription(
+        self,
+        *,
+        endpoint: str,
+        resource_filter: str | None = None,
+        source_filter: str | None = None,
+        subject_filter: str | None = None,
+        alternative_subject_filter: str | None = None,
+        type_filter: str | None = None,
+        include_subunits: bool = False,
+    ) -> Subscription:
+        """Async :meth:`AltinnEventsClient.create_subscription`.
+
+        :raises AltinnBadRequestError: Altinn rejected the endpoint or a filter.
+        """
+        request = p.build_create_subscription_request(
+            self.settings,
+            endpoint=endpoint,
+            resource_filter=resource_filter,
+            source_filter=source_filter,
+            subject_filter=subject_filter,
+            alternative_subject_filter=alternative_subject_filter,
+            type_filter=type_filter,
+            include_subunits=include_subunits,
+        )
+        return await self._send(request, p.parse_subscription_response)
+
+    async def get_subscription(self, subscription_id: int) -> Subscription:
+        """Async :meth:`AltinnEventsClient.get_subscription`.
+
+        :raises AltinnNotFoundError: no such subscription.
+        """
+        return await self._send(
+            p.build_get_subscription_request(self.settings, subscription_id), p.parse_subscription_response
+        )
+
+    async def list_subscriptions(self) -> SubscriptionList:
+        """Async :meth:`AltinnEventsClient.list_subscriptions`.
+
+        :raises AltinnUnauthorizedError: the token was refused.
+        """
+        return await self._send(
+            p.build_list_subscriptions_request(self.settings), p.parse_subscription_list_response
+        )
+
+    async def delete_subscription(self, subscription_id: int) -> None:
+        """Async :meth:`AltinnEventsClient.delete_subscription`.
+
+        :raises AltinnNotFoundError: no such subscription.
+        """
+        await self._send(
+            p.build_delete_subscription_request(self.settings, subscription_id), p.parse_empty_response
+        )
+
+    async def _send(
+        self, request: httpx.Request, parse: Callable[[httpx.Response], T], *, idempotent: bool = True
+    ) -> T:
+        started, attempt = time.monotonic(), 1
+        while True:
+            try:
+                try:
+                    response = await self._http.send(request)
+                except httpx.RequestError as exc:
+                    raise p.error_from_transport(exc, self.settings) from exc
+                logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
+                return parse(response)
+            except AltinnError as error:
+                delay = self._next_delay(request, error, attempt, started, idempotent)
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)
+            attempt += 1

@@ -1,0 +1,193 @@
+"""Push delivery: subscription validation, then every matching event POSTed to the endpoint.
+
+As the real outbound path does it (CONTRACT.md A.7): a validation event first; only validated
+subscriptions get events; the body is the CloudEvent as stored, ``Content-Type: application/json;
+charset=utf-8``; any 2xx is success; failures are retried on the real schedule (or a compressed one
+with ``fast_retries``). Runs as asyncio tasks in the server's event loop. Delivery is at least once;
+the cursor of dispatched events is kept in the store so a restart does not push old events again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import ssl
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from .config import EmulatorConfig
+from .policy import Policy
+from .state import Stats
+from .store import EventRow, Store
+
+log = logging.getLogger(__name__)
+_CURSOR_KEY = "delivery_cursor"
+_JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context per process (building one costs ~0.1 s; tests start many servers)."""
+    return ssl.create_default_context()
+
+
+def source_is_base_of(source_filter: str, source: str) -> bool:
+    """``Uri.IsBaseOf``: the filter's path up to its last ``/`` prefixes the event source."""
+    cut = source_filter.rfind("/")
+    head = source_filter if cut < len("https://") else source_filter[: cut + 1]
+    return source.lower().startswith(head.lower()) or source.lower() == source_filter.lower()
+
+
+def subscription_matches(sub: dict[str, Any], row: EventRow) -> bool:
+    """``getsubscriptions_v2`` plus the source base check (exact subject/type; no wildcards)."""
+    if sub["subject_filter"] is not None and sub["subject_filter"] != row.subject:
+        return False
+    if sub["type_filter"] is not None and sub["type_filter"] != row.type:
+        return False
+    return not (sub["source_filter"] and not source_is_base_of(sub["source_filter"], row.source))
+
+
+class Delivery:
+    """Background push machinery of one emulator."""
+
+    def __init__(self, config: EmulatorConfig, store: Store, policy: Policy, stats: Stats) -> None:
+        self.config = config
+        self.store = store
+        self.policy = policy
+        self.stats = stats
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._generation = 0
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._client = httpx.AsyncClient(
+            timeout=self.config.webhook_timeout, follow_redirects=False, verify=_ssl_context()
+        )
+        if self.store.get_meta(_CURSOR_KEY) is None:
+            self.store.set_meta(_CURSOR_KEY, str(self.store.max_sequenceno()))
+        self._spawn(self._dispatcher())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def notify(self) -> None:
+        """New events were stored: wake the dispatcher (safe from any thread)."""
+        if self._loop is None or self._wake is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._wake.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def reset(self) -> None:
+        """Forget pending pushes (after ``POST /_emulator/reset``)."""
+        self._generation += 1
+        for task in list(self._tasks):
+            if task.get_name() != "dispatcher":
+                task.cancel()
+        self.store.set_meta(_CURSOR_KEY, "0")
+
+    def validate(self, subscription: dict[str, Any]) -> None:
+        """Queue the validation handshake for a (new or re-posted) subscription."""
+        self._spawn(self._validate(subscription))
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro, loop=self._loop)
+        if coro.__name__ == "_dispatcher":
+            task.set_name("dispatcher")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _dispatcher(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self._dispatch_new()
+            except Exception:
+                log.exception("Push dispatcher failed; continuing")
+
+    def _dispatch_new(self) -> None:
+        """Push every event stored since the cursor to the validated subscriptions it matches."""
+        cursor = int(self.store.get_meta(_CURSOR_KEY) or 0)
+        upto = self.store.max_sequenceno()
+        if upto <= cursor:
+            return
+        for resource in self.store.subscribed_resources():
+            subs = self.store.validated_subscriptions_for(resource)
+            after = cursor
+            while True:
+                rows = self.store.events_between(resource, after, upto)
+                if not rows:
+                    break
+                for row in rows:
+                    for sub in subs:
+                        if subscription_matches(sub, row) and self._authorized(sub, resource):
+                            self._spawn(self._push(sub, row.body))
+                after = rows[-1].sequenceno
+        self.store.set_meta(_CURSOR_KEY, str(upto))
+
+    def _authorized(self, sub: dict[str, Any], resource: str) -> bool:
+        action = "read" if resource.startswith("urn:altinn:resource:app_") else "subscribe"
+        return self.policy.allows([sub["consumer"]], resource, action)
+
+    async def _push(self, sub: dict[str, Any], body: str) -> None:
+        generation = self._generation
+        ok = await self._post_with_retries(
+            sub["id"], sub["endpoint"], body.encode(), self.config.delivery_schedule, generation
+        )
+        self.stats.bump("deliveries" if ok else "delivery_failures")
+
+    async def _validate(self, sub: dict[str, Any]) -> None:
+        generation = self._generation
+        event = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": f"{self.config.events_base}subscriptions/{sub['id']}",
+            "type": "platform.events.validatesubscription",
+        }
+        body = json.dumps(event, separators=(",", ":")).encode()
+        ok = await self._post_with_retries(
+            sub["id"], sub["endpoint"], body, self.config.validation_schedule, generation
+        )
+        if ok and generation == self._generation and self.store.get_subscription(sub["id"]) is not None:
+            self.store.set_validated(sub["id"])
+            self.stats.bump("validations")
+
+    async def _post_with_retries(
+        self, sub_id: int, endpoint: str, body: bytes, schedule: Sequence[float], generation: int
+    ) -> bool:
+        assert self._client is not None
+        for attempt in range(len(schedule) + 1):
+            if generation != self._generation or self.store.get_subscription(sub_id) is None:
+                return False
+            self.stats.bump("delivery_attempts")
+            try:
+                response = await self._client.post(endpoint, content=body, headers=_JSON)
+                if 200 <= response.status_code < 300:
+                    return True
+                log.info("Push to subscription %s got HTTP %s", sub_id, response.status_code)
+            except httpx.HTTPError as exc:
+                log.info("Push to subscription %s failed: %s", sub_id, type(exc).__name__)
+            if attempt < len(schedule):
+                await asyncio.sleep(schedule[attempt])
+        return False

@@ -1,0 +1,364 @@
+"""Operators that publish events to Altinn: generic CloudEvents (POST /events) and app events (POST /app).
+
+Both check every event before the first request (a batch goes out whole-checked or not at all), publish a
+list with bounded concurrency on the async client, and on a failure say which events went out and which did
+not. Generic events get an id that stays the same across retries of one task instance, so a retry re-sends
+the same ids and Altinn drops the duplicates by their (id, source) pair; app events get their id from
+Altinn and are therefore *not* safe to re-send (see :class:`AltinnEventsPublishAppEventOperator`).
+
+The client and hook are imported inside ``execute``: DAG files import this module on every parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_altinn_events.exceptions import (
+    AltinnBadRequestError,
+    AltinnConfigError,
+    AltinnForbiddenError,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = [
+    "AltinnEventsPublishAppEventOperator",
+    "AltinnEventsPublishError",
+    "AltinnEventsPublishOperator",
+    "AltinnEventsPublishRejectedError",
+    "event_id_for",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Namespace of the ids this provider derives for events that come without one (uuid5, stable forever:
+#: changing it would make a retry after an upgrade re-publish events under new ids).
+EVENT_ID_NAMESPACE = uuid.uuid5(
+    uuid.NAMESPACE_URL, "https://pypi.org/project/airflow-provider-altinn-events/#event-id"
+)
+_LISTED_IDS = 20
+
+#: Errors a retry cannot fix: a bad argument, a 400 (the service rejected the input) or a 403 (not allowed).
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    AltinnConfigError,
+    AltinnBadRequestError,
+    AltinnForbiddenError,
+)
+
+
+def event_id_for(dag_id: str, task_id: str, run_id: str, map_index: int | None, position: int) -> str:
+    """The id given to the event at ``position`` of a task instance's list when it has none.
+
+    A uuid5 over the task instance's identity and the position, so every try of the task instance (an Airflow
+    retry, a cleared task) sends the same ids and Altinn keeps each event once. To publish an event again in
+    the same run, give it an explicit ``id``.
+    """
+    key = "\x1f".join((dag_id, task_id, run_id, str(-1 if map_index is None else map_index), str(position)))
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, key))
+
+
+class AltinnEventsPublishError(AirflowException):  # type: ignore[misc]  # Airflow is untyped for mypy here
+    """Publishing a list of events failed part-way.
+
+    :param published_ids: ids of the events Altinn accepted, in input order.
+    :param not_published_ids: ids of the events that were not published (app events: empty, their ids are
+        assigned by Altinn on success).
+    :param published_indices: positions in the input list of the published events.
+    :param not_published_indices: positions in the input list of the events not published.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        published_ids: Sequence[str],
+        not_published_ids: Sequence[str],
+        published_indices: Sequence[int],
+        not_published_indices: Sequence[int],
+    ) -> None:
+        super().__init__(message)
+        self.published_ids = list(published_ids)
+        self.not_published_ids = list(not_published_ids)
+        self.published_indices = list(published_indices)
+        self.not_published_indices = list(not_published_indices)
+
+
+class AltinnEventsPublishRejectedError(AltinnEventsPublishError, AirflowFailException):  # type: ignore[misc]
+    """Publishing failed with an error a retry cannot fix (400, 403, bad configuration): no Airflow retry."""
+
+
+@dataclass
+class _Outcome:
+    """What happened to each event of a batch, by position."""
+
+    results: dict[int, Any] = field(default_factory=dict)
+    errors: dict[int, BaseException] = field(default_factory=dict)
+
+    @property
+    def first_error(self) -> tuple[int, BaseException] | None:
+        return min(self.errors.items(), key=lambda item: item[0]) if self.errors else None
+
+
+async def _publish_concurrently(
+    items: Sequence[T], send: Callable[[T], Awaitable[R]], max_concurrency: int
+) -> _Outcome:
+    """Send ``items`` with at most ``max_concurrency`` requests in flight; stop starting new ones at the first
+    failure (the error is usually the same for the rest), let those in flight finish."""
+    outcome = _Outcome()
+    pending = iter(enumerate(items))
+
+    async def worker() -> None:
+        for position, item in pending:  # one shared iterator: each item is taken by exactly one worker
+            if outcome.errors:
+                return
+            try:
+                outcome.results[position] = await send(item)
+            except Exception as error:
+                outcome.errors[position] = error
+                return
+
+    await asyncio.gather(*(worker() for _ in range(min(max_concurrency, len(items)))))
+    return outcome
+
+
+def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to the end from synchronous code, also when this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _listing(values: Sequence[Any]) -> str:
+    shown = ", ".join(str(value) for value in values[:_LISTED_IDS])
+    more = len(values) - _LISTED_IDS
+    return f"[{shown}{f', ... and {more} more' if more > 0 else ''}]"
+
+
+class _PublishBase(BaseOperator):  # type: ignore[misc]
+    """What both publish operators share: argument checks, the batch loop and the failure report."""
+
+    template_fields: ClassVar[Sequence[str]] = ("event", "altinn_events_conn_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"event": "json"}
+    ui_color = "#e4f0e8"
+    _what = "event"
+
+    def __init__(
+        self,
+        *,
+        event: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str,
+        altinn_events_conn_id: str = "altinn_events_default",
+        max_concurrency: int = 8,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+        self.event = event
+        self.altinn_events_conn_id = altinn_events_conn_id
+        self.max_concurrency = max_concurrency
+
+    def _send_all(
+        self,
+        events: list[dict[str, Any]],
+        send_sync: Callable[[Any, dict[str, Any]], Any],
+        send_async: Callable[[Any, dict[str, Any]], Awaitable[Any]],
+    ) -> _Outcome:
+        """One event on the hook's sync client; a list on the async client with bounded concurrency."""
+        from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
+
+        hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
+        if len(events) == 1 or self.max_concurrency == 1:
+            outcome = _Outcome()
+            try:
+                client = hook.get_conn()
+                for position, event in enumerate(events):
+                    try:
+                        outcome.results[position] = send_sync(client, event)
+                    except Exception as error:
+                        outcome.errors[position] = error
+                        break
+            finally:
+                hook.close()
+            return outcome
+        settings = hook.get_settings()
+
+        async def publish_all() -> _Outcome:
+            from airflow_provider_altinn_events.client import AsyncAltinnEventsClient
+
+            async with AsyncAltinnEventsClient(settings) as client:
+                return await _publish_concurrently(
+                    events, lambda event: send_async(client, event), self.max_concurrency
+                )
+
+        return _run_coroutine(publish_all())
+
+    def _fail(self, outcome: _Outcome, count: int, ids: Sequence[str | None]) -> None:
+        """Log and raise what went out and what did not; permanent errors skip Airflow's retries."""
+        first = outcome.first_error
+        if first is None:
+            return
+        position, error = first
+        published = sorted(outcome.results)
+        not_published = [index for index in range(count) if index not in outcome.results]
+        published_ids = [str(ids[i] if ids[i] is not None else outcome.results[i]) for i in published]
+        not_published_ids = [str(ids[i]) for i in not_published if ids[i] is not None]
+        label = f"{self._what}[{position}]" + (f" (id {ids[position]})" if ids[position] else "")
+        message = (
+            f"published {len(published)} of {count} {self._what}(s); {len(not_published)} not published. "
+            f"{label} failed: {error}{self._hint(error)}"
+        )
+        self.log.error("%s", message)
+        self.log.error("Published ids: %s", published_ids)
+        if not_published_ids:
+            self.log.error("Not published ids: %s", not_published_ids)
+        self.log.error("Not published positions: %s", not_published)
+        details = f"{message}. Published ids: {_listing(published_ids)}."
+        details += (
+            f" Not published ids: {_listing(not_published_ids)}."
+            if not_published_ids
+            else f" Not published positions: {_listing(not_published)}."
+        )
+        error_class = (
+            AltinnEventsPublishRejectedError
+            if isinstance(error, PERMANENT_ERRORS)
+            else AltinnEventsPublishError
+        )
+        raise error_class(
+            details,
+            published_ids=published_ids,
+            not_published_ids=not_published_ids,
+            published_indices=published,
+            not_published_indices=not_published,
+        ) from error
+
+    def _hint(self, error: BaseException) -> str:
+        return ""
+
+
+class AltinnEventsPublishOperator(_PublishBase):
+    """Publish one CloudEvent or a list of them to Altinn (``POST /events``).
+
+    Each event is a dict of CloudEvents and Altinn attributes: ``type``, ``source`` (an absolute URI),
+    ``resource`` (``urn:altinn:resource:...``), and optionally ``id``, ``time``, ``subject``,
+    ``alternativesubject``, ``resourceinstance``, ``data``, ``dataschema``, ``datacontenttype``. A missing
+    ``specversion`` becomes ``"1.0"``, a missing ``time`` the current UTC time, and a missing ``id`` a UUID
+    fixed for this task instance and position (:func:`event_id_for`): a retry re-sends the same ids, and
+    Altinn ignores an event whose id and source it already has. Every event is checked before the first
+    request, with the service's own rules. Needs the scope ``altinn:events.publish`` and the resource's
+    ``publish`` right.
+
+    :param event: a dict, a list of dicts (e.g. an upstream task's ``.output``), or a JSON string of either;
+        templated.
+    :param altinn_events_conn_id: the Altinn Events connection.
+    :param max_concurrency: how many requests a list may have in flight at once.
+    :return: (XCom) the published ids, in input order.
+    :raises AltinnEventsPublishError: some events were not published; carries which were and which were not.
+        A permanent cause (400, 403, invalid input) raises :class:`AltinnEventsPublishRejectedError`, which
+        Airflow does not retry.
+    """
+
+    def execute(self, context: Context) -> list[str]:
+        from airflow_provider_altinn_events.client.validation import coerce_event_list, prepare_cloud_event
+
+        ti = context["ti"]
+        try:
+            raw_events = coerce_event_list(self.event)
+            name = "event" if len(raw_events) == 1 else "event[{}]"
+            events = [
+                prepare_cloud_event(
+                    raw,
+                    default_id=event_id_for(
+                        ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1), i
+                    ),
+                    field=name.format(i),
+                )
+                for i, raw in enumerate(raw_events)
+            ]
+        except AltinnConfigError as error:
+            raise AirflowFailException(f"Nothing was published: {error}") from error
+        ids = [str(event["id"]) for event in events]
+        self.log.info("Publishing %d event(s) to Altinn; ids %s", len(events), _listing(ids))
+        outcome = self._send_all(
+            events,
+            lambda client, event: client.publish(event),
+            lambda client, event: client.publish(event),
+        )
+        self._fail(outcome, len(events), ids)
+        self.log.info("Published %d event(s)", len(events))
+        return ids
+
+    def _hint(self, error: BaseException) -> str:
+        if isinstance(error, AltinnForbiddenError):
+            return (
+                " (publishing needs the scope altinn:events.publish in the connection's 'scopes' and the "
+                "'publish' right on the event's resource)"
+            )
+        return ""
+
+
+class AltinnEventsPublishAppEventOperator(_PublishBase):
+    """Publish app events (``POST /app``), for Altinn apps and platform components.
+
+    Only callers that hold a *platform access token* can use this endpoint: set it in the connection's extra
+    as ``platform_access_token``, and it is sent as the ``PlatformAccessToken`` header (Altinn answers 403
+    without it). External organisations cannot obtain one; they publish with
+    :class:`AltinnEventsPublishOperator` instead.
+
+    Each event needs ``source`` (the app instance URL,
+    ``https://{org}.apps.../{org}/{app}/instances/{partyId}/{instanceGuid}``), ``type`` and ``subject``
+    (e.g. ``/party/1337``); ``alternativesubject``, ``data``, ``dataschema`` and ``contenttype`` are optional.
+    Altinn assigns the id, time and resource, and does not store ``data``.
+
+    Not idempotent: Altinn gives each accepted app event a new id, so a task retry after a partial failure
+    publishes the already published events again. The failure names them (by position and assigned id) so
+    that you can decide; consider ``retries=0`` for this operator.
+
+    :param event: a dict, a list of dicts, or a JSON string of either; templated.
+    :param altinn_events_conn_id: the Altinn Events connection (with ``platform_access_token``).
+    :param max_concurrency: how many requests a list may have in flight at once.
+    :return: (XCom) the ids Altinn assigned, in input order.
+    :raises AltinnEventsPublishError: some events were not published (see the publish operator).
+    """
+
+    _what = "app event"
+
+    def execute(self, context: Context) -> list[str]:
+        from airflow_provider_altinn_events.client.validation import coerce_event_list, prepare_app_event
+
+        try:
+            raw_events = coerce_event_list(self.event)
+            name = "event" if len(raw_events) == 1 else "event[{}]"
+            events = [prepare_app_event(raw, field=name.format(i)) for i, raw in enumerate(raw_events)]
+        except AltinnConfigError as error:
+            raise AirflowFailException(f"Nothing was published: {error}") from error
+        self.log.info("Publishing %d app event(s) to Altinn", len(events))
+        outcome = self._send_all(
+            events,
+            lambda client, event: client.publish_app_event(event),
+            lambda client, event: client.publish_app_event(event),
+        )
+        self._fail(outcome, len(events), [None] * len(events))
+        ids = [str(outcome.results[position]) for position in range(len(events))]
+        self.log.info("Published %d app event(s); ids %s", len(ids), _listing(ids))
+        return ids
+
+    def _hint(self, error: BaseException) -> str:
+        if isinstance(error, AltinnForbiddenError):
+            return (
+                " (POST /app needs a platform access token: set 'platform_access_token' in the connection's "
+                "extra; only Altinn apps and platform components hold one)"
+            )
+        return ""

@@ -1,0 +1,473 @@
+"""Triggers that wait for Altinn events in the triggerer: the sensor's one-shot trigger and the asset watcher.
+
+Both poll ``GET /events`` with the async client and hand each page to the same pure step the sensor's
+``poke()`` uses (:func:`~airflow_provider_altinn_events.client.matching.poll_step`), so the three cannot
+disagree on what matches or where the cursor goes.
+
+Shared rules (DESIGN.md 4.4, PERFORMANCE-NOTES.md):
+
+* kwargs are plain JSON and hold the connection id, never a token; ``serialize()`` names the class from
+  ``type(self)`` so subclasses serialize as themselves;
+* one :class:`AsyncAltinnEventsClient` per (connection id, event loop) per process: every trigger of a
+  triggerer that uses the same connection shares one connection pool and one token, and the client refreshes
+  that token itself, however long the wait;
+* the first poll is spread over ``poll_interval`` (jitter), so a triggerer restart does not make every
+  trigger poll at the same instant;
+* transient errors are retried inside the client; what still fails counts against a consecutive-failure
+  budget that every good poll resets.
+
+The client is imported lazily: DAG files import this module (watchers are built at parse time) and must not
+pay for the HTTP and JWT stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from airflow_provider_altinn_events.client import AsyncAltinnEventsClient, EventPage
+    from airflow_provider_altinn_events.client.matching import EventFilter, PollState
+
+__all__ = ["AltinnEventsSensorTrigger", "AltinnEventsWatcherTrigger"]
+
+DEFAULT_CONN_ID = "altinn_events_default"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One client per (connection id, event loop), shared by every trigger in this process
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _SharedClient:
+    loop: asyncio.AbstractEventLoop
+    opening: asyncio.Task[AsyncAltinnEventsClient]
+    users: int = 0
+
+
+@dataclass
+class _SharedClients:
+    """Reference-counted async clients keyed by connection id and the running event loop.
+
+    The triggerer runs all triggers in one loop; sharing means one token exchange and one pool for N
+    triggers. The loop is part of the key (and checked by identity) because an httpx/aiohttp client must
+    only be used from the loop that created it. All bookkeeping runs on that loop, so no lock is needed.
+    """
+
+    entries: dict[tuple[str, int], _SharedClient] = field(default_factory=dict)
+
+    async def acquire(self, conn_id: str) -> AsyncAltinnEventsClient:
+        loop = asyncio.get_running_loop()
+        key = (conn_id, id(loop))
+        entry = self.entries.get(key)
+        if entry is None or entry.loop is not loop:
+            entry = _SharedClient(loop, loop.create_task(_open_client(conn_id)))
+            self.entries[key] = entry
+        try:
+            client = await asyncio.shield(entry.opening)
+        except Exception:
+            if self.entries.get(key) is entry:
+                del self.entries[key]  # let the next trigger try again (e.g. after a connection fix)
+            raise
+        entry.users += 1
+        return client
+
+    async def release(self, conn_id: str, client: AsyncAltinnEventsClient) -> None:
+        loop = asyncio.get_running_loop()
+        key = (conn_id, id(loop))
+        entry = self.entries.get(key)
+        if (
+            entry is None
+            or entry.loop is not loop
+            or not entry.opening.done()
+            or entry.opening.result() is not client
+        ):
+            await client.aclose()
+            return
+        entry.users -= 1
+        if entry.users <= 0:
+            del self.entries[key]
+            await client.aclose()
+
+
+async def _open_client(conn_id: str) -> AsyncAltinnEventsClient:
+    from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
+
+    return await AltinnEventsHook(conn_id).get_async_conn()
+
+
+_CLIENTS = _SharedClients()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Common to both triggers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _filter_kwargs(
+    resource: str,
+    event_types: Sequence[str] | str | None,
+    subject: str | None,
+    alternative_subject: str | None,
+    source: str | None,
+    where: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Normalise and check the filter arguments (at construction, so a watcher's typo is a DAG import error)."""
+    from airflow_provider_altinn_events.client.matching import EventFilter
+
+    types = [event_types] if isinstance(event_types, str) else list(event_types or [])
+    checked = EventFilter(
+        resource=resource,
+        event_types=tuple(types),
+        subject=subject,
+        alternative_subject=alternative_subject,
+        source=source,
+        where=where or {},
+    )
+    return checked.to_dict()
+
+
+class _AltinnPolling:
+    """Fetching, failure counting and jitter, shared by both triggers (mixed into BaseTrigger subclasses)."""
+
+    filter_kwargs: dict[str, Any]
+    poll_interval: float
+    max_consecutive_failures: int
+    altinn_events_conn_id: str
+    log: Any
+
+    def _event_filter(self) -> EventFilter:
+        from airflow_provider_altinn_events.client.matching import EventFilter
+
+        return EventFilter.from_dict(self.filter_kwargs)
+
+    async def _first_poll_jitter(self) -> None:
+        if self.poll_interval > 0:
+            await asyncio.sleep(random.uniform(0, self.poll_interval))  # spreading load, not crypto
+
+    async def _fetch(
+        self, client: AsyncAltinnEventsClient, event_filter: EventFilter, state: PollState
+    ) -> EventPage:
+        return await client.list_events(
+            after=state.after, size=state.page_size, **event_filter.server_query()
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The sensor's trigger: fires once
+# ---------------------------------------------------------------------------------------------------------
+
+
+class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[misc]  # Airflow is untyped here
+    """Wait in the triggerer until ``min_events`` matching events exist after ``after``; fire once.
+
+    The payload (see ``_payloads.TriggerPayload``) is ``status="success"`` with the events and the cursor
+    after them, or ``status="error"`` when the service refuses for good (400/403, bad credentials) or the
+    consecutive-failure budget is spent. A triggerer restart re-creates the trigger from these kwargs: it
+    starts again from the ``after`` it was given and finds the same events; nothing is lost.
+
+    :param resource: ``urn:altinn:resource:...`` to read events of.
+    :param event_types: ``type`` patterns (``%`` and ``_`` wildcards as the service uses them).
+    :param subject: exact subject (server-side filter).
+    :param alternative_subject: exact alternative subject (server-side filter).
+    :param source: ``source`` pattern, matched on our side.
+    :param where: declarative conditions on event fields (see ``EventFilter``).
+    :param after: the cursor to start from: an event id, ``"0"`` (the start) or ``"latest"``.
+    :param min_events: how many matching events end the wait.
+    :param max_events: the most events to return; ``None`` returns all that the deciding page brought.
+    :param poll_interval: seconds between polls once the wait has caught up with the service.
+    :param max_consecutive_failures: failed polls in a row (after the client's own retries) before giving up.
+    :param altinn_events_conn_id: the Airflow connection to use.
+    """
+
+    def __init__(
+        self,
+        *,
+        resource: str,
+        event_types: Sequence[str] | str | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        source: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        after: str = "0",
+        min_events: int = 1,
+        max_events: int | None = None,
+        poll_interval: float = 30.0,
+        max_consecutive_failures: int = 10,
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
+    ) -> None:
+        super().__init__()
+        self.filter_kwargs = _filter_kwargs(
+            resource, event_types, subject, alternative_subject, source, where
+        )
+        self.after = after
+        self.min_events = int(min_events)
+        self.max_events = None if max_events is None else int(max_events)
+        self.poll_interval = float(poll_interval)
+        self.max_consecutive_failures = max(1, int(max_consecutive_failures))
+        self.altinn_events_conn_id = altinn_events_conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                **self.filter_kwargs,
+                "after": self.after,
+                "min_events": self.min_events,
+                "max_events": self.max_events,
+                "poll_interval": self.poll_interval,
+                "max_consecutive_failures": self.max_consecutive_failures,
+                "altinn_events_conn_id": self.altinn_events_conn_id,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        payload = await self._wait()
+        yield TriggerEvent(payload)
+
+    async def _wait(self) -> dict[str, Any]:
+        from airflow_provider_altinn_events._payloads import TriggerPayload
+        from airflow_provider_altinn_events.client.matching import initial_state, poll_step
+        from airflow_provider_altinn_events.exceptions import AltinnError
+
+        event_filter = self._event_filter()
+        resource = event_filter.resource
+        state = initial_state(self.after)
+        client = await _CLIENTS.acquire(self.altinn_events_conn_id)
+        try:
+            await self._first_poll_jitter()
+            failures = 0
+            while True:
+                try:
+                    page = await self._fetch(client, event_filter, state)
+                except AltinnError as error:
+                    failures += 1
+                    if not error.retryable or failures >= self.max_consecutive_failures:
+                        self.log.error(
+                            "Giving up waiting for events of %s after %d failed poll(s): %s",
+                            resource,
+                            failures,
+                            error,
+                        )
+                        return TriggerPayload.failure(resource, state.after, error).to_dict()
+                    self.log.warning(
+                        "Polling %s failed (%d of %d allowed in a row): %s",
+                        resource,
+                        failures,
+                        self.max_consecutive_failures,
+                        error,
+                    )
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                failures = 0
+                step = poll_step(
+                    state, page, event_filter, min_events=self.min_events, max_events=self.max_events
+                )
+                state = step.state
+                if step.done:
+                    self.log.info(
+                        "Found %d matching event(s) of %s after %d page(s); cursor now %s",
+                        len(state.matched),
+                        resource,
+                        state.pages,
+                        state.after,
+                    )
+                    return TriggerPayload.success(resource, state.after, state.matched).to_dict()
+                if step.at_end:
+                    await asyncio.sleep(self.poll_interval)
+        finally:
+            await _CLIENTS.release(self.altinn_events_conn_id, client)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The asset watcher: runs for as long as the asset is watched
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _CursorStore:
+    """The watcher's cursor in the asset state store, or in memory where there is none.
+
+    One trigger row can watch several assets (same class and kwargs in several ``Asset`` objects); the
+    accessor then refuses direct ``aget``/``aset``, so the cursor is written to every watched asset and read
+    from the first that has one.
+    """
+
+    def __init__(self, store: Any, key: str, log: Any) -> None:
+        self.key = key
+        self.accessors: list[Any] = []
+        self.saved: str | None = None
+        if store is None:
+            log.info(
+                "No asset state store (dag.test(), a plain test, or Airflow before 3.3): the cursor is kept in "
+                "memory only, so a restart starts again from the trigger's `after`."
+            )
+        elif callable(getattr(store, "aget", None)) and _single_asset(store):
+            self.accessors = [store]
+        else:
+            by_name = getattr(store, "_by_name", {}) or {}
+            by_uri = getattr(store, "_by_uri", {}) or {}
+            self.accessors = [*by_name.values(), *by_uri.values()] or [store]
+
+    @property
+    def durable(self) -> bool:
+        return bool(self.accessors)
+
+    async def load(self) -> str | None:
+        for accessor in self.accessors:
+            value = await accessor.aget(self.key, None)
+            if isinstance(value, str) and value:
+                self.saved = value
+                return value
+        return None
+
+    async def save(self, after: str) -> None:
+        if after == self.saved:
+            return
+        for accessor in self.accessors:
+            await accessor.aset(self.key, after)
+        self.saved = after
+
+
+def _single_asset(store: Any) -> bool:
+    total = getattr(store, "_total", None)
+    return total is None or total == 1
+
+
+class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ignore[misc]
+    """Watch a resource for an ``AssetWatcher``: one ``TriggerEvent`` per poll that found new matching events.
+
+    Each event carries up to ``max_events_per_trigger_event`` whole Altinn events in the service's order
+    (``status="events"``), so a DAG reads them from ``triggering_asset_events[...].extra["payload"]["events"]``.
+    Batching per poll is deliberate: Airflow folds asset events that arrive close together into one DAG run.
+
+    The cursor lives in the trigger's asset state store (Airflow 3.3) and is written right after each yield,
+    so a triggerer restart or a DAG re-parse resumes after the last events emitted. There is no
+    acknowledgement: an event yielded just before a crash can be emitted again (at least once); consumers
+    dedupe by event id. Where there is no store the cursor is kept in memory (one log line says so).
+
+    :param after: where a watcher without a stored cursor starts: ``"latest"`` (default; only new events),
+        ``"0"`` (the whole retained history) or an event id.
+    :param max_events_per_trigger_event: the most Altinn events in one ``TriggerEvent`` (1 gives one asset
+        event per Altinn event); the rest follow one poll later.
+    :param cursor_key: the state-store key; set it when two watchers of one asset read the same resource.
+    :param max_consecutive_failures: failed polls in a row before the trigger raises (the triggerer then
+        restarts it; the stored cursor makes that safe).
+
+    The filter arguments, ``poll_interval`` and ``altinn_events_conn_id`` are as for
+    :class:`AltinnEventsSensorTrigger`.
+    """
+
+    def __init__(
+        self,
+        *,
+        resource: str,
+        event_types: Sequence[str] | str | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        source: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        after: str = "latest",
+        poll_interval: float = 30.0,
+        max_events_per_trigger_event: int = 100,
+        cursor_key: str | None = None,
+        max_consecutive_failures: int = 10,
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
+    ) -> None:
+        super().__init__()
+        from airflow_provider_altinn_events.client.matching import initial_state
+
+        self.filter_kwargs = _filter_kwargs(
+            resource, event_types, subject, alternative_subject, source, where
+        )
+        initial_state(after)  # fail at DAG parse on an empty cursor, not in the triggerer
+        self.after = after
+        self.poll_interval = float(poll_interval)
+        if int(max_events_per_trigger_event) < 1:
+            raise ValueError("max_events_per_trigger_event must be at least 1")
+        self.max_events_per_trigger_event = int(max_events_per_trigger_event)
+        self.cursor_key = cursor_key or f"altinn_events.after:{resource}"
+        self.max_consecutive_failures = max(1, int(max_consecutive_failures))
+        self.altinn_events_conn_id = altinn_events_conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                **self.filter_kwargs,
+                "after": self.after,
+                "poll_interval": self.poll_interval,
+                "max_events_per_trigger_event": self.max_events_per_trigger_event,
+                "cursor_key": self.cursor_key,
+                "max_consecutive_failures": self.max_consecutive_failures,
+                "altinn_events_conn_id": self.altinn_events_conn_id,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_altinn_events._payloads import TriggerPayload
+        from airflow_provider_altinn_events.client.matching import initial_state, poll_step
+        from airflow_provider_altinn_events.exceptions import AltinnError
+
+        event_filter = self._event_filter()
+        resource = event_filter.resource
+        cursor = _CursorStore(getattr(self, "asset_state_store", None), self.cursor_key, self.log)
+        stored = await cursor.load()
+        state = initial_state(stored or self.after)
+        self.log.info(
+            "Watching %s from %s (%s)",
+            resource,
+            state.after if stored else self.after,
+            "stored" if stored else "start",
+        )
+        batch = self.max_events_per_trigger_event
+        client = await _CLIENTS.acquire(self.altinn_events_conn_id)
+        try:
+            await self._first_poll_jitter()
+            failures = 0
+            while True:
+                try:
+                    page = await self._fetch(client, event_filter, state)
+                except AltinnError as error:
+                    failures += 1
+                    if failures >= self.max_consecutive_failures:
+                        self.log.error("Giving up on %s after %d failed polls in a row", resource, failures)
+                        raise
+                    self.log.warning(
+                        "Polling %s failed (%d of %d allowed in a row): %s",
+                        resource,
+                        failures,
+                        self.max_consecutive_failures,
+                        error,
+                    )
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                failures = 0
+                step = poll_step(state, page, event_filter, min_events=batch, max_events=batch)
+                state = step.state
+                if step.done or (step.at_end and state.matched):
+                    yield TriggerEvent(TriggerPayload.batch(resource, state.after, state.matched).to_dict())
+                    await self._save(cursor, state.after)  # after the yield: at least once, never skip
+                    self.log.info(
+                        "Emitted %d event(s) of %s; cursor %s", len(state.matched), resource, state.after
+                    )
+                    state = state.handed_over()
+                    await asyncio.sleep(self.poll_interval)
+                elif step.at_end:
+                    await self._save(
+                        cursor, state.after
+                    )  # e.g. the end found for "latest", or skipped events
+                    await asyncio.sleep(self.poll_interval)
+        finally:
+            await _CLIENTS.release(self.altinn_events_conn_id, client)
+
+    async def _save(self, cursor: _CursorStore, after: str) -> None:
+        try:
+            await cursor.save(after)
+        except Exception as error:  # the store is best effort; the in-memory cursor keeps the loop correct
+            self.log.warning("Could not store cursor %s under %r: %s", after, cursor.key, error)

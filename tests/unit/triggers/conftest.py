@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_altinn_events.triggers.altinn_events import _CLIENTS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_clients() -> Iterator[None]:
+    """Each test runs in its own event loop: start without shared clients left from another test's loop."""
+    _CLIENTS.entries.clear()
+    yield
+    _CLIENTS.entries.clear()
