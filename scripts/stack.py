@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -31,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SCOPES = "altinn:events.subscribe altinn:events.publish"
+MARKER = "ALTINN_STACK_HOME"
 
 
 class StackError(RuntimeError):
@@ -73,6 +75,8 @@ class Stack:
     dags_folder: Path = REPO / "example_dags"
     extra_env: dict[str, str] = field(default_factory=dict)
     emulator_args: list[str] = field(default_factory=list)
+    connection_extra: dict[str, Any] = field(default_factory=dict)
+    platform_app: tuple[str, str] | None = None
     log: Callable[[str], None] = print
 
     api_port: int = 0
@@ -80,6 +84,7 @@ class Stack:
     client_id: str = ""
     key_id: str = ""
     private_key_pem: str = field(default="", repr=False)
+    platform_access_token: str = field(default="", repr=False)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------- lifecycle
@@ -97,14 +102,43 @@ class Stack:
         self.logs.mkdir(exist_ok=True)
         self.start_emulator()
         self.register_client()
+        if self.platform_app is not None:
+            self.platform_access_token = self.issue_platform_access_token(*self.platform_app)
         self.migrate()
         for component in COMPONENTS:
             self.start_component(component)
         self.wait_api_healthy()
 
     def stop(self) -> None:
-        for name in list(self._procs):
-            self.stop_process(name)
+        """Stop every component (Airflow first, the emulator last), then anything left under this home."""
+        for name in sorted(self._procs, key=lambda n: n == "emulator"):
+            try:
+                self.stop_process(name)
+            except Exception as error:  # keep stopping the others
+                self.log(f"could not stop {name}: {error}")
+        for pid in self.leftover_processes():
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def leftover_processes(self) -> list[int]:
+        """Pids of processes still running that this stack started (e.g. task runners that left the group).
+
+        Every process the stack spawns, and everything they spawn, inherits ``ALTINN_STACK_HOME=<home>`` in
+        its environment, so this never touches anything else on the machine.
+        """
+        marker = f"{MARKER}={self.home}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and marker in environ.split(b"\0"):
+                found.append(int(entry.name))
+        return found
 
     def __enter__(self) -> Stack:
         try:
@@ -187,7 +221,18 @@ class Stack:
             timeout=10,
         )
         if response.status_code != 201:
-            raise StackError(f"registering the Maskinporten client failed: {response.status_code} {response.text}")
+            raise StackError(
+                f"registering the Maskinporten client failed: {response.status_code} {response.text}"
+            )
+
+    def issue_platform_access_token(self, org: str, app: str) -> str:
+        """A ``PlatformAccessToken`` for the Altinn app ``org/app`` (what the app-event publisher needs)."""
+        response = self.emulator("POST", "/_emulator/platform-access-token", json={"org": org, "app": app})
+        if response.status_code != 200:
+            raise StackError(
+                f"getting a platform access token failed: {response.status_code} {response.text}"
+            )
+        return str(response.json()["token"])
 
     def emulator(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.request(method, f"{self.emulator_url}{path}", timeout=30, **kwargs)
@@ -198,16 +243,21 @@ class Stack:
 
     # ----------------------------------------------------------------- airflow
 
+    def connection_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"environment": "custom", "key_id": self.key_id, "scopes": SCOPES}
+        if self.platform_access_token:
+            extra["platform_access_token"] = self.platform_access_token
+        extra.update(self.connection_extra)
+        return {
+            "conn_type": "altinn_events",
+            "host": self.emulator_url,
+            "login": self.client_id,
+            "password": self.private_key_pem,
+            "extra": extra,
+        }
+
     def connection_json(self) -> str:
-        return json.dumps(
-            {
-                "conn_type": "altinn_events",
-                "host": self.emulator_url,
-                "login": self.client_id,
-                "password": self.private_key_pem,
-                "extra": {"environment": "custom", "key_id": self.key_id, "scopes": SCOPES},
-            }
-        )
+        return json.dumps(self.connection_dict())
 
     def airflow_env(self) -> dict[str, str]:
         if not self.api_port:
@@ -231,6 +281,7 @@ class Stack:
                 "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "airflow"),
+                "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
                 "AIRFLOW_CONN_ALTINN_EVENTS_DEFAULT": self.connection_json(),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -252,7 +303,9 @@ class Stack:
             raise StackError(f"`airflow db migrate` failed; log: {log_path}")
 
     def start_component(self, component: str) -> None:
-        self._spawn(component, [str(BIN / "airflow"), component], self.airflow_env(), self.logs / f"{component}.log")
+        self._spawn(
+            component, [str(BIN / "airflow"), component], self.airflow_env(), self.logs / f"{component}.log"
+        )
 
     def restart_component(self, component: str) -> None:
         self.stop_process(component)
@@ -262,7 +315,9 @@ class Stack:
         def healthy() -> bool:
             for name, proc in self._procs.items():
                 if proc.poll() is not None:
-                    raise StackError(f"{name} exited with {proc.returncode}; log: {self.logs / (name + '.log')}")
+                    raise StackError(
+                        f"{name} exited with {proc.returncode}; log: {self.logs / (name + '.log')}"
+                    )
             try:
                 return httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=2).status_code == 200
             except httpx.HTTPError:
@@ -273,7 +328,17 @@ class Stack:
     # ----------------------------------------------------------------- REST helpers
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.api_url}/api/v2{path}", timeout=30, **kwargs)
+        """Call the REST API (no token needed: every user is an admin); transport errors are retried briefly."""
+        for attempt in range(5):
+            try:
+                response = httpx.request(method, f"{self.api_url}/api/v2{path}", timeout=60, **kwargs)
+                break
+            except httpx.TransportError as error:
+                if attempt == 4:
+                    raise StackError(
+                        f"{method} {path} failed: {error!r} (log: {self.logs / 'api-server.log'})"
+                    ) from error
+                time.sleep(1 + attempt)
         if response.status_code >= 400:
             raise StackError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
@@ -286,7 +351,9 @@ class Stack:
             except StackError:
                 return False
 
-        self.wait_until(visible, timeout, f"DAG {dag_id} to be parsed (see {self.logs / 'dag-processor.log'})")
+        self.wait_until(
+            visible, timeout, f"DAG {dag_id} to be parsed (see {self.logs / 'dag-processor.log'})"
+        )
 
     def unpause(self, dag_id: str) -> None:
         self.wait_for_dag(dag_id)
@@ -317,9 +384,64 @@ class Stack:
                 return ti["state"]
         return None
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{quote(key, safe='')}"
         return self.api("GET", path, params={"map_index": map_index, "deserialize": True})["value"]
+
+    def xcom_entries(self, dag_id: str, run_id: str, task_id: str = "~") -> list[dict[str, Any]]:
+        """Every XCom entry of a run (``task_id="~"``: of all its tasks), values not included."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries"
+        entries: list[dict[str, Any]] = self.api("GET", path, params={"limit": 1000})["xcom_entries"]
+        return entries
+
+    def wait_task_state(
+        self, dag_id: str, run_id: str, task_id: str, states: tuple[str, ...], timeout: float = 180
+    ) -> str:
+        """Wait until a task instance is in one of ``states``; fails early if the run itself finished."""
+        seen: dict[str, str | None] = {}
+
+        def reached() -> bool:
+            seen["state"] = self.task_state(dag_id, run_id, task_id)
+            if seen["state"] in states:
+                return True
+            if (
+                seen["state"] in ("failed", "upstream_failed", "success", "skipped")
+                and seen["state"] not in states
+            ):
+                raise StackError(
+                    f"task {task_id} of {dag_id} run {run_id} ended {seen['state']} while waiting for "
+                    f"{'/'.join(states)} (logs: {self.task_log_dir(dag_id, run_id, task_id)})"
+                )
+            return False
+
+        self.wait_until(reached, timeout, f"task {task_id} of {dag_id} to be {'/'.join(states)} (now {seen})")
+        return str(seen["state"])
+
+    def task_log_dir(self, dag_id: str, run_id: str, task_id: str) -> Path:
+        return self.logs / "airflow" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = self.api("GET", "/importErrors")["import_errors"]
+        return errors
+
+    def asset_id(self, name: str) -> int:
+        for asset in self.api("GET", "/assets", params={"name_pattern": name, "limit": 100})["assets"]:
+            if asset["name"] == name:
+                return int(asset["id"])
+        raise StackError(f"no asset named {name!r} (see {self.logs / 'dag-processor.log'})")
+
+    def asset_state(self, asset_id: int) -> dict[str, Any]:
+        """The asset's state store as ``{key: value}`` (where a watcher keeps its cursor)."""
+        result = self.api("GET", f"/assets/{asset_id}/state-store")
+        return {item["key"]: item["value"] for item in result["asset_state_store"]}
+
+    def asset_events(self, asset_id: int) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.api(
+            "GET", "/assets/events", params={"asset_id": asset_id, "limit": 1000, "order_by": "timestamp"}
+        )["asset_events"]
+        return events
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
         states: dict[str, str] = {}
@@ -331,7 +453,9 @@ class Stack:
         self.wait_until(finished, timeout, f"run {run_id} of {dag_id} to finish (logs: {self.logs})")
         return states["state"]
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    def wait_until(
+        self, predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
@@ -341,10 +465,18 @@ class Stack:
 
     # ----------------------------------------------------------------- processes
 
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, cmd: list[str], env: dict[str, str], log_path: Path
+    ) -> subprocess.Popen[bytes]:
+        env = {**env, MARKER: str(self.home)}
         out = log_path.open("ab")
         proc = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         out.close()
         self._procs[name] = proc

@@ -135,6 +135,9 @@ class _Ingestion:
     def run(self) -> IngestResult:
         started = time.monotonic()
         self.trace("start")
+        for name in self.storage.list_names(self.res_key):  # a cursor write killed before its rename
+            if is_temp_name(name):
+                self.storage.delete(f"{self.res_key}/{name}")
         cursor = self._read_cursor()
         self.revision = cursor.revision if cursor else None
         if cursor is not None and cursor.run.run_id == self.run_id and cursor.run.state is RunState.RUNNING:
@@ -362,6 +365,14 @@ class _Ingestion:
         finally:
             prefetcher.close()
 
+        if (
+            plan.mode is not IngestMode.RERUN
+            and plan.fetch.limit is not None
+            and run_fetched >= plan.fetch.limit
+        ):
+            self.log.info(
+                "%s: reached max_events; the next run continues after=%s", self.spec.resource, after
+            )
         self._remove_stale({p.name for p in files})
         self.trace("stale-removed")
         final = snapshot(RunState.COMPLETE)

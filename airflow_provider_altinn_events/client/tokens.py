@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from airflow_provider_altinn_events.client.protocol import parse_problem, redact, strip_query
+from airflow_provider_altinn_events.client.errors import parse_problem, redact, strip_query
 from airflow_provider_altinn_events.client.settings import AltinnSettings
 from airflow_provider_altinn_events.exceptions import AltinnAuthError, TokenExchangeError, TokenGrantError
 

@@ -17,6 +17,7 @@ from .bodies import BodyTooLargeError
 from .config import EmulatorConfig
 from .delivery import Delivery
 from .faults import FaultList, FaultMiddleware
+from .guard import CrashGuardMiddleware
 from .keys import load_keys
 from .policy import Policy
 from .responses import empty, json_response, problem
@@ -54,11 +55,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return empty(exc.status_code, headers=dict(exc.headers or {}))
 
 
-async def _crash(request: Request, exc: Exception) -> Response:
-    log.exception("Unhandled error in %s %s", request.method, request.url.path)
-    return problem(500, "An unexpected error occurred in the Altinn emulator.")
-
-
 def create_app(config: EmulatorConfig, store: Store | None = None) -> Starlette:
     """Build the emulator application.
 
@@ -84,11 +80,13 @@ def create_app(config: EmulatorConfig, store: Store | None = None) -> Starlette:
             *subscriptions_api.routes,
             *admin.routes,
         ],
-        middleware=[Middleware(FaultMiddleware, faults=state.faults, stats=state.stats)],
+        middleware=[
+            Middleware(FaultMiddleware, faults=state.faults, stats=state.stats),
+            Middleware(CrashGuardMiddleware),
+        ],
         exception_handlers={
             BodyTooLargeError: _too_large,
             HTTPException: _http_error,
-            Exception: _crash,
         },
         lifespan=lifespan,
     )

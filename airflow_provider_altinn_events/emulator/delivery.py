@@ -27,6 +27,8 @@ from .store import EventRow, Store
 
 log = logging.getLogger(__name__)
 _CURSOR_KEY = "delivery_cursor"
+#: Webhook POSTs in flight at once (a bulk ``generate`` with a live subscription queues the rest).
+MAX_CONCURRENT_POSTS = 64
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
 
 
@@ -65,10 +67,12 @@ class Delivery:
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._generation = 0
+        self._slots: asyncio.Semaphore | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_POSTS)
         self._client = httpx.AsyncClient(
             timeout=self.config.webhook_timeout, follow_redirects=False, verify=_ssl_context()
         )
@@ -181,8 +185,10 @@ class Delivery:
             if generation != self._generation or self.store.get_subscription(sub_id) is None:
                 return False
             self.stats.bump("delivery_attempts")
+            assert self._slots is not None
             try:
-                response = await self._client.post(endpoint, content=body, headers=_JSON)
+                async with self._slots:
+                    response = await self._client.post(endpoint, content=body, headers=_JSON)
                 if 200 <= response.status_code < 300:
                     return True
                 log.info("Push to subscription %s got HTTP %s", sub_id, response.status_code)

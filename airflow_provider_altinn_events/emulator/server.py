@@ -100,6 +100,8 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
         self._error: BaseException | None = None
+        #: the ASGI application once built (its ``state.emulator`` holds the emulator's parts)
+        self.app: Any = None
 
     @property
     def base_url(self) -> str:
@@ -119,7 +121,13 @@ class EmulatorServer:
             self.config.public_url = self.listen_url
         self._store = Store(self.data_path)
         app = create_app(self.config, self._store)
-        options: dict[str, Any] = {"log_level": self.log_level, "lifespan": "on", "access_log": False}
+        self.app = app
+        options: dict[str, Any] = {
+            "log_level": self.log_level,
+            "lifespan": "on",
+            "access_log": False,
+            "ws": "none",
+        }
         options.update(uvicorn_options)
         self._server = _Server(uvicorn.Config(app, **options), on_ready=on_ready)
         return self._server

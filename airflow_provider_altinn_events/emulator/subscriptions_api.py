@@ -5,6 +5,7 @@ Service errors are bare JSON strings; 403/404 without a message have empty bodie
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ _FIELDS = {
     "includesubunits": "includeSubunits",
 }
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+_APPS_HOST = re.compile(r"\.apps\.(tt02\.altinn\.no|at\d+\.altinn\.cloud|yt\d+\.altinn\.cloud)$")
 
 
 def to_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +105,11 @@ def _is_app(state: EmulatorState, req: dict[str, Any]) -> bool:
     if resource is not None and resource.lower().startswith(APP_PREFIX):
         return True
     source = req.get("sourceFilter")
-    return bool(source) and (urlsplit(str(source)).hostname or "").endswith(state.config.apps_domain)
+    if not source:
+        return False
+    host = urlsplit(str(source)).hostname or ""
+    # One emulator stands in for every environment: production's apps domain and TT02's/AT's count.
+    return host.endswith(state.config.apps_domain) or bool(_APPS_HOST.search(host))
 
 
 def _app_resource_from_source(source: str) -> str:

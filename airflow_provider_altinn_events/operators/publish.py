@@ -180,6 +180,12 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
         from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
+        try:
+            settings = hook.get_settings()
+        except AltinnConfigError as error:
+            raise AirflowFailException(
+                f"Nothing was published: connection {self.altinn_events_conn_id!r} is invalid: {error}"
+            ) from error
         if len(events) == 1 or self.max_concurrency == 1:
             outcome = _Outcome()
             try:
@@ -193,7 +199,6 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
             finally:
                 hook.close()
             return outcome
-        settings = hook.get_settings()
 
         async def publish_all() -> _Outcome:
             from airflow_provider_altinn_events.client import AsyncAltinnEventsClient

@@ -129,6 +129,10 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
         try:
             subscription = hook.get_conn().create_subscription(**request)
+        except AltinnConfigError as error:
+            raise AirflowFailException(
+                f"No subscription was created: connection {self.altinn_events_conn_id!r} is invalid: {error}"
+            ) from error
         except PERMANENT_ERRORS as error:
             raise AirflowFailException(f"Altinn refused the subscription: {error}{_hint(error)}") from error
         finally:
@@ -224,6 +228,10 @@ class AltinnEventsDeleteSubscriptionOperator(BaseOperator):  # type: ignore[misc
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
         try:
             hook.get_conn().delete_subscription(subscription_id)
+        except AltinnConfigError as error:
+            raise AirflowFailException(
+                f"Nothing was deleted: connection {self.altinn_events_conn_id!r} is invalid: {error}"
+            ) from error
         except AltinnNotFoundError as error:
             if self.fail_if_not_exists:
                 raise AirflowFailException(

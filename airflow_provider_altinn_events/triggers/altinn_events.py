@@ -151,12 +151,45 @@ class _AltinnPolling:
         if self.poll_interval > 0:
             await asyncio.sleep(random.uniform(0, self.poll_interval))  # spreading load, not crypto
 
-    async def _fetch(
+    permanent_errors_fail_fast = False
+    """Whether an error retrying cannot fix (400, 403, a refused grant) ends the wait at once."""
+
+    async def _fetch_page(
         self, client: AsyncAltinnEventsClient, event_filter: EventFilter, state: PollState
     ) -> EventPage:
-        return await client.list_events(
-            after=state.after, size=state.page_size, **event_filter.server_query()
-        )
+        """One page at ``state.after``. A failed poll (the client has already retried it) is logged, waited
+        out and tried again; the count starts afresh for every page, so any good poll resets the budget.
+
+        :raises AltinnError: ``max_consecutive_failures`` polls in a row failed (or a permanent error, when
+            :attr:`permanent_errors_fail_fast`).
+        """
+        from airflow_provider_altinn_events.exceptions import AltinnError
+
+        failures = 0
+        while True:
+            try:
+                return await client.list_events(
+                    after=state.after, size=state.page_size, **event_filter.server_query()
+                )
+            except AltinnError as error:
+                failures += 1
+                permanent = self.permanent_errors_fail_fast and not error.retryable
+                if permanent or failures >= self.max_consecutive_failures:
+                    self.log.error(
+                        "Giving up on %s after %d failed poll(s) in a row: %s",
+                        event_filter.resource,
+                        failures,
+                        error,
+                    )
+                    raise
+                self.log.warning(
+                    "Polling %s failed (%d of %d allowed in a row): %s",
+                    event_filter.resource,
+                    failures,
+                    self.max_consecutive_failures,
+                    error,
+                )
+                await asyncio.sleep(self.poll_interval)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -185,6 +218,8 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
     :param max_consecutive_failures: failed polls in a row (after the client's own retries) before giving up.
     :param altinn_events_conn_id: the Airflow connection to use.
     """
+
+    permanent_errors_fail_fast = True
 
     def __init__(
         self,
@@ -242,30 +277,11 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         client = await _CLIENTS.acquire(self.altinn_events_conn_id)
         try:
             await self._first_poll_jitter()
-            failures = 0
             while True:
                 try:
-                    page = await self._fetch(client, event_filter, state)
+                    page = await self._fetch_page(client, event_filter, state)
                 except AltinnError as error:
-                    failures += 1
-                    if not error.retryable or failures >= self.max_consecutive_failures:
-                        self.log.error(
-                            "Giving up waiting for events of %s after %d failed poll(s): %s",
-                            resource,
-                            failures,
-                            error,
-                        )
-                        return TriggerPayload.failure(resource, state.after, error).to_dict()
-                    self.log.warning(
-                        "Polling %s failed (%d of %d allowed in a row): %s",
-                        resource,
-                        failures,
-                        self.max_consecutive_failures,
-                        error,
-                    )
-                    await asyncio.sleep(self.poll_interval)
-                    continue
-                failures = 0
+                    return TriggerPayload.failure(resource, state.after, error).to_dict()
                 step = poll_step(
                     state, page, event_filter, min_events=self.min_events, max_events=self.max_events
                 )
@@ -412,7 +428,6 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_altinn_events._payloads import TriggerPayload
         from airflow_provider_altinn_events.client.matching import initial_state, poll_step
-        from airflow_provider_altinn_events.exceptions import AltinnError
 
         event_filter = self._event_filter()
         resource = event_filter.resource
@@ -429,25 +444,8 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         client = await _CLIENTS.acquire(self.altinn_events_conn_id)
         try:
             await self._first_poll_jitter()
-            failures = 0
             while True:
-                try:
-                    page = await self._fetch(client, event_filter, state)
-                except AltinnError as error:
-                    failures += 1
-                    if failures >= self.max_consecutive_failures:
-                        self.log.error("Giving up on %s after %d failed polls in a row", resource, failures)
-                        raise
-                    self.log.warning(
-                        "Polling %s failed (%d of %d allowed in a row): %s",
-                        resource,
-                        failures,
-                        self.max_consecutive_failures,
-                        error,
-                    )
-                    await asyncio.sleep(self.poll_interval)
-                    continue
-                failures = 0
+                page = await self._fetch_page(client, event_filter, state)
                 step = poll_step(state, page, event_filter, min_events=batch, max_events=batch)
                 state = step.state
                 if step.done or (step.at_end and state.matched):

@@ -84,6 +84,7 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
 
     async def _wait(self) -> dict[str, Any]:
         """Poll until validated, past the deadline, or refused; return the event payload."""
+        from airflow_provider_altinn_events.client.retry import RetryPolicy
         from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
         deadline = (
@@ -93,9 +94,16 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
         )
         last_seen: dict[str, Any] | None = None
         try:
-            client = await AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id).get_async_conn()
+            hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
+            # the poll loop is the retry: a few quick attempts per poll keep each poll within its interval
+            client = await hook.get_async_conn(retry=RetryPolicy(max_attempts=3, budget_seconds=30))
         except AltinnError as error:
-            return self._payload(SubscriptionValidationStatus.ERROR, None, f"cannot reach Altinn: {error}")
+            return self._payload(
+                SubscriptionValidationStatus.ERROR,
+                None,
+                f"connection {self.altinn_events_conn_id!r} cannot be used: {error}",
+            )
+        last_error: AltinnError | None = None
         try:
             while True:
                 try:
@@ -107,29 +115,40 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
                             last_seen,
                             f"subscription {self.subscription_id} cannot be read: {error}",
                         )
+                    last_error = error
                     self.log.warning(
                         "Reading subscription %s failed (%s); polling again", self.subscription_id, error
                     )
                 else:
+                    last_error = None
                     last_seen = subscription.to_dict()
                     if subscription.validated:
                         self.log.info("Subscription %s is validated", self.subscription_id)
                         return self._payload(SubscriptionValidationStatus.VALIDATED, last_seen, None)
                 remaining = deadline - time.time()
                 if remaining <= 0:
-                    endpoint = last_seen.get("endPoint") if last_seen else None
                     return self._payload(
                         SubscriptionValidationStatus.TIMEOUT,
                         last_seen,
-                        f"subscription {self.subscription_id} was not validated by {_format(deadline)}: "
-                        f"the endpoint {endpoint or '(unknown)'} did not answer Altinn's validation event "
-                        "with a 2xx status. Check that it is reachable from Altinn over https with a publicly "
-                        "trusted certificate and answers POST requests with 2xx; creating the same "
-                        "subscription again (a rerun of the task) makes Altinn send the validation event again",
+                        self._timeout_message(deadline, last_seen, last_error),
                     )
                 await asyncio.sleep(min(self.poll_interval_seconds, remaining))
         finally:
             await client.aclose()
+
+    def _timeout_message(
+        self, deadline: float, last_seen: dict[str, Any] | None, last_error: AltinnError | None
+    ) -> str:
+        head = f"subscription {self.subscription_id} was not validated by {_format(deadline)}"
+        if last_error is not None:
+            return f"{head}; the last attempt to read it from Altinn failed: {last_error}"
+        endpoint = last_seen.get("endPoint") if last_seen else None
+        return (
+            f"{head}: the endpoint {endpoint or '(unknown)'} did not answer Altinn's validation event with a "
+            "2xx status. Check that it is reachable from Altinn over https with a publicly trusted certificate "
+            "and answers POST requests with 2xx; creating the same subscription again (a rerun of the task) "
+            "makes Altinn send the validation event again"
+        )
 
     def _payload(
         self, status: SubscriptionValidationStatus, subscription: dict[str, Any] | None, message: str | None

@@ -87,3 +87,31 @@ def test_odd_queries_are_handled(api: httpx.Client, token: str) -> None:
     ):
         response = api.get("/events/api/v1/events?" + query, headers=bearer(token))
         assert response.status_code in (200, 400), (query, response.status_code)
+
+
+def test_internal_error_is_a_500_problem_and_the_server_lives_on(
+    altinn_emulator: Any,
+    api: httpx.Client,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = altinn_emulator.server.app.state.emulator.store
+
+    def broken(event_id: str) -> int:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "resolve_after", broken)
+    with caplog.at_level("ERROR", logger="airflow_provider_altinn_events.emulator.guard"):
+        response = api.get(
+            "/events/api/v1/events", params={"resource": RESOURCE, "after": "x"}, headers=bearer(token)
+        )
+    assert response.status_code == 500
+    assert response.json()["status"] == 500 and "disk on fire" not in response.text
+    monkeypatch.undo()
+    assert (
+        api.get(
+            "/events/api/v1/events", params={"resource": RESOURCE, "after": "0"}, headers=bearer(token)
+        ).status_code
+        == 200
+    )

@@ -235,3 +235,12 @@ def test_validation_gives_up_after_the_schedule(
     sub = create(api, token, {"endPoint": receiver.url, "resourceFilter": RESOURCE}).json()
     wait_for(lambda: len(receiver.requests) == 9)  # first try + 8 retries of the real schedule's length
     assert api.get(f"{SUBS}/{sub['id']}", headers=bearer(token)).json()["validated"] is False
+
+
+def test_tt02_apps_domain_is_an_app_subscription(altinn_emulator: EmulatorHandle, api: httpx.Client) -> None:
+    owner = altinn_emulator.altinn_token(["altinn:serviceowner"])
+    response = create(
+        api, owner, {"endPoint": HOOK, "sourceFilter": "https://ttd.apps.tt02.altinn.no/ttd/apps-test"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["resourceFilter"] == "urn:altinn:resource:app_ttd_apps-test"

@@ -86,7 +86,7 @@ OBJECT_STORE_PROTOCOL = "objmem"
 def object_store_root(name: str) -> Any:
     """A ``UPath`` on an in-memory file system that, like S3, publishes a written object only on close()."""
     import fsspec
-    from fsspec.implementations.memory import MemoryFileSystem
+    from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
     from fsspec.spec import AbstractBufferedFile
     from upath import UPath, registry
     from upath.implementations.memory import MemoryPath
@@ -97,8 +97,8 @@ def object_store_root(name: str) -> Any:
 
         def _upload_chunk(self, final: bool = False) -> bool:
             self.chunks.append(self.buffer.getvalue())
-            if final:
-                self.fs.pipe_file(self.path, b"".join(self.chunks))
+            if final:  # publish the whole object at once, as S3 does when an upload completes
+                self.fs.store[self.path] = MemoryFile(self.fs, self.path, b"".join(self.chunks))
             return True
 
     class ObjectStoreLike(MemoryFileSystem):  # type: ignore[misc]

@@ -29,7 +29,7 @@ def test_unsafe_values_get_a_hash_so_they_never_collide() -> None:
 @pytest.mark.parametrize("value", ["", ":::", "_hidden", ".dot", "../../etc"])
 def test_never_empty_hidden_or_climbing(value: str) -> None:
     segment = safe_segment(value)
-    assert segment and segment[0] not in "._" and "/" not in segment and ".." != segment
+    assert segment and segment[0] not in "._" and "/" not in segment and segment != ".."
 
 
 def test_resource_and_run_folders() -> None:

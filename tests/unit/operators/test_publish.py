@@ -142,6 +142,20 @@ def test_invalid_input_fails_before_any_request(altinn_conn: Any, event: Any, fi
     assert altinn_conn.stats()["events"] == 0
 
 
+def test_invalid_connection_fails_without_retries(altinn_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALTINN_EVENTS_DEFAULT", altinn_conn.connection_json(environment="nowhere")
+    )
+    for events in (make_event(), [make_event(1), make_event(2)]):
+        with pytest.raises(
+            AirflowFailException, match="connection 'altinn_events_default' is invalid"
+        ) as info:
+            AltinnEventsPublishOperator(task_id="p", event=events).execute(context())
+        assert isinstance(info.value.__cause__, AltinnConfigError)
+        assert altinn_conn.private_key_pem not in str(info.value)
+    assert altinn_conn.stats()["requests"] == {}
+
+
 # -- publishing ----------------------------------------------------------------------------------------------
 
 
@@ -299,3 +313,48 @@ def test_app_event_fields_are_checked_before_any_request(altinn_conn: Any) -> No
         AltinnEventsPublishAppEventOperator(task_id="a", event=app_event(id="mine")).execute(context())
     assert isinstance(info.value.__cause__, AltinnConfigError) and info.value.__cause__.field == "event.id"
     assert altinn_conn.stats()["requests"] == {}
+
+
+# -- the bounded-concurrency loop on its own ---------------------------------------------------------------------
+
+
+def test_concurrency_is_bounded_and_every_item_sent_once() -> None:
+    import asyncio
+
+    from airflow_provider_altinn_events.operators.publish import _publish_concurrently
+
+    in_flight = peak = 0
+    sent: list[int] = []
+
+    async def send(item: int) -> str:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.001 * (item % 3))
+        sent.append(item)
+        in_flight -= 1
+        return f"id-{item}"
+
+    outcome = asyncio.run(_publish_concurrently(list(range(200)), send, 7))
+    assert peak == 7
+    assert sorted(sent) == list(range(200))
+    assert outcome.results == {n: f"id-{n}" for n in range(200)} and not outcome.errors
+
+
+def test_concurrent_loop_stops_starting_requests_after_a_failure() -> None:
+    import asyncio
+
+    from airflow_provider_altinn_events.operators.publish import _publish_concurrently
+
+    started: list[int] = []
+
+    async def send(item: int) -> None:
+        started.append(item)
+        await asyncio.sleep(0.001)
+        if item == 10:
+            raise RuntimeError("boom")
+
+    outcome = asyncio.run(_publish_concurrently(list(range(100)), send, 4))
+    assert list(outcome.errors) == [10]
+    assert len(started) < 20  # the rest were never started
+    assert set(outcome.results) == set(started) - {10}

@@ -217,3 +217,14 @@ def test_delete_another_consumers_subscription_is_403(
         operator.execute({})
     assert isinstance(info.value.__cause__, AltinnForbiddenError)
     assert altinn_conn.stats()["subscriptions"] == 1  # still there
+
+
+def test_invalid_connection_fails_without_retries(altinn_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALTINN_EVENTS_DEFAULT", altinn_conn.connection_json(environment="nowhere")
+    )
+    with pytest.raises(AirflowFailException, match="No subscription was created: connection"):
+        create("https://hooks.example.org/altinn").execute({"ti": FakeTI()})
+    with pytest.raises(AirflowFailException, match="Nothing was deleted: connection"):
+        AltinnEventsDeleteSubscriptionOperator(task_id="d", subscription_id=1).execute({})
+    assert altinn_conn.stats()["requests"] == {}

@@ -200,3 +200,24 @@ def test_run_polls_through_transient_errors(altinn_conn: Any, receiver: WebhookR
     altinn_conn.add_fault(method="GET", path="/events/api/v1/subscriptions", status=503, times=2)
     payload = first_event(make_trigger(subscription_id, timeout_seconds=30))
     assert payload["status"] == SubscriptionValidationStatus.VALIDATED.value
+
+
+def test_run_reports_altinn_unreachable_until_the_deadline(
+    altinn_conn: Any, receiver: WebhookReceiver
+) -> None:
+    subscription_id = create_subscription(receiver.url)
+    altinn_conn.add_fault(method="GET", path="/events/api/v1/subscriptions", status=503)  # until cleared
+    payload = first_event(
+        make_trigger(subscription_id, timeout_seconds=1, poll_interval_seconds=0.2), timeout=60
+    )
+    assert payload["status"] == SubscriptionValidationStatus.TIMEOUT.value
+    assert "the last attempt to read it from Altinn failed" in payload["message"]
+    assert "503" in payload["message"]
+
+
+def test_run_reports_an_unusable_connection(altinn_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN", altinn_conn.connection_json(environment="nowhere"))
+    payload = first_event(make_trigger(1, altinn_events_conn_id="broken"))
+    assert payload["status"] == SubscriptionValidationStatus.ERROR.value
+    assert "'broken' cannot be used" in payload["message"]
+    assert altinn_conn.private_key_pem not in payload["message"]

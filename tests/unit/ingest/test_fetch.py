@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_altinn_events._ingest.errors import IngestStateError
+from airflow_provider_altinn_events._ingest.fetch import FetchRange, PagePrefetcher
+from airflow_provider_altinn_events._ingest.state import Filters
+from airflow_provider_altinn_events.exceptions import AltinnServerError
+
+from .fakes import RESOURCE, FakeAltinn, make_events
+
+
+def _prefetcher(
+    source: FakeAltinn, fetch_range: FetchRange, page_size: int = 10, **kw: Any
+) -> PagePrefetcher:
+    return PagePrefetcher(
+        source, resource=RESOURCE, filters=Filters(), fetch_range=fetch_range, page_size=page_size, **kw
+    )
+
+
+def _ids(pages: Any) -> list[list[str]]:
+    return [[e.id for e in page.events] for page in pages]
+
+
+def test_pages_until_the_first_empty_page() -> None:
+    source = FakeAltinn(make_events(25))
+    pages = list(_prefetcher(source, FetchRange(after="0")))
+    assert [len(p.events) for p in pages] == [10, 10, 5]
+    assert [p.after for p in pages] == ["e0000009", "e0000019", "e0000024"]
+    assert [c["after"] for c in source.calls] == ["0", "e0000009", "e0000019", "e0000024"]
+
+
+def test_limit_asks_for_no_more_than_needed() -> None:
+    source = FakeAltinn(make_events(25))
+    pages = list(_prefetcher(source, FetchRange(after="e0000002", limit=12)))
+    assert _ids(pages) == [[f"e{n:07d}" for n in range(3, 13)], ["e0000013", "e0000014"]]
+    assert [c["size"] for c in source.calls] == [10, 2]
+
+
+def test_stop_at_ends_after_that_event() -> None:
+    source = FakeAltinn(make_events(25))
+    pages = list(_prefetcher(source, FetchRange(after="0", limit=100, stop_at="e0000013")))
+    assert pages[-1].after == "e0000013" and sum(len(p.events) for p in pages) == 14
+    assert len(source.calls) == 2
+
+
+def test_filters_are_sent() -> None:
+    source = FakeAltinn(make_events(5))
+    prefetcher = PagePrefetcher(
+        source,
+        resource=RESOURCE,
+        filters=Filters(("a.b",), "/party/1"),
+        fetch_range=FetchRange("0"),
+        page_size=3,
+    )
+    assert list(prefetcher) == []
+    assert source.calls == [
+        {"resource": RESOURCE, "after": "0", "types": ["a.b"], "subject": "/party/1", "size": 3}
+    ]
+
+
+def test_errors_reach_the_consumer() -> None:
+    source = FakeAltinn(make_events(30))
+
+    def fail(call: dict[str, Any]) -> None:
+        if call["after"] != "0":
+            raise AltinnServerError("boom", status_code=503, method="GET", url="http://x/events")
+
+    source.before_call = fail
+    pages = []
+    with pytest.raises(AltinnServerError):
+        for page in _prefetcher(source, FetchRange("0")):
+            pages.append(page)
+    assert len(pages) == 1
+
+
+def test_a_loop_in_the_cursor_is_refused() -> None:
+    events = make_events(6)
+    events[5]["id"] = events[1]["id"]  # two events share an id: after=<it> goes back to the first one
+    source = FakeAltinn(events)
+    with pytest.raises(IngestStateError, match="loop"):
+        list(_prefetcher(source, FetchRange("0"), page_size=3))
+
+
+def test_leaving_early_stops_the_thread_and_keeps_memory_bounded() -> None:
+    source = FakeAltinn(make_events(1000))
+    prefetcher = _prefetcher(source, FetchRange("0"), page_size=10, depth=2)
+    iterator = iter(prefetcher)
+    next(iterator)
+    time.sleep(0.2)
+    assert len(source.calls) <= 4  # one consumed, two queued, one waiting to be queued
+    iterator.close()  # type: ignore[attr-defined]
+    assert not any(t.name == "altinn-ingest-fetch" for t in threading.enumerate())
