@@ -359,9 +359,11 @@ class Stack:
         self.wait_for_dag(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> str:
+        """Unpause and trigger a DAG; returns the run id. ``logical_date=None`` as the UI's Trigger does."""
         self.unpause(dag_id)
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        body = {"logical_date": logical_date, "conf": conf or {}}
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)
         return str(run["dag_run_id"])
 
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ def load_example_dag(dag_id: str) -> DAG:
     """Parse ``example_dags/`` with a real DagBag and return one DAG; fails on any import error."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(EXAMPLE_DAGS), include_examples=False)
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"{dag_id} not in {sorted(bag.dag_ids)}"

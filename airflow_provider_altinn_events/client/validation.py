@@ -199,16 +199,8 @@ def validate_cloud_event(event: Mapping[str, Any], *, field: str = "event") -> N
 
 
 _KNOWN_ATTRIBUTES = frozenset(
-    {
-        "specversion",
-        "time",
-        "resource",
-        "dataschema",
-        "datacontenttype",
-        "data",
-        "data_base64",
-        *_STRING_ATTRIBUTES,
-    }
+    _STRING_ATTRIBUTES
+    + ("specversion", "time", "resource", "dataschema", "datacontenttype", "data", "data_base64")
 )
 
 

@@ -15,7 +15,7 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import httpx
@@ -68,6 +68,7 @@ class Delivery:
         self._tasks: set[asyncio.Task[None]] = set()
         self._generation = 0
         self._slots: asyncio.Semaphore | None = None
+        self._dispatcher_task: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -78,12 +79,13 @@ class Delivery:
         )
         if self.store.get_meta(_CURSOR_KEY) is None:
             self.store.set_meta(_CURSOR_KEY, str(self.store.max_sequenceno()))
-        self._spawn(self._dispatcher())
+        self._dispatcher_task = asyncio.ensure_future(self._dispatcher())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *([self._dispatcher_task] if self._dispatcher_task else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         if self._client is not None:
             await self._client.aclose()
@@ -105,18 +107,16 @@ class Delivery:
         """Forget pending pushes (after ``POST /_emulator/reset``)."""
         self._generation += 1
         for task in list(self._tasks):
-            if task.get_name() != "dispatcher":
-                task.cancel()
+            task.cancel()
         self.store.set_meta(_CURSOR_KEY, "0")
 
     def validate(self, subscription: dict[str, Any]) -> None:
         """Queue the validation handshake for a (new or re-posted) subscription."""
         self._spawn(self._validate(subscription))
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a push or validation in the background (cancelled by reset and stop)."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro, loop=self._loop)
-        if coro.__name__ == "_dispatcher":
-            task.set_name("dispatcher")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -194,7 +194,7 @@ class AltinnEventsDeleteSubscriptionOperator(BaseOperator):  # type: ignore[misc
     fails the task without retries.
 
     :param subscription_id: the subscription's ``id``, e.g. from the create operator's XCom
-        (``create.output["id"]``); an int or a string of digits; templated.
+        (``create.output["subscription_id"]``); an int or a string of digits; templated.
     :param fail_if_not_exists: fail when the subscription does not exist.
     :param altinn_events_conn_id: the Altinn Events connection.
     :raises AirflowFailException: invalid id, the subscription belongs to another consumer, or it does not

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_altinn_events._ingest.layout import resource_dir, run_dir
 from airflow_provider_altinn_events.operators.ingest import AltinnEventsIngestOperator
-from tests.airflow_support import load_example_dag, run_dag, task_states, xcom_value
+from tests.airflow_support import EXAMPLE_DAGS, run_dag, task_states, xcom_value
 from tests.unit.ingest.helpers import check_consistent, cursor, manifest, read_lines
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,8 @@ def make_dag(dag_id: str, dest: Path, **operator_kwargs: Any) -> Any:
 
 def generated_ids(handle: Any, resource: str, count: int) -> list[str]:
     """Generate events and return their ids in Altinn order (read back through the client)."""
-    handle.generate(resource, count, type="no.example.case.changed.v1")
+    if count:
+        handle.generate(resource, count, type="no.example.case.changed.v1")
     from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
     hook = AltinnEventsHook()
@@ -50,7 +51,7 @@ def generated_ids(handle: Any, resource: str, count: int) -> list[str]:
 
 
 def ingest(dag: Any, when: Any) -> dict[str, Any]:
-    run = run_dag(dag, logical_date=when)
+    run = run_dag(dag, logical_date=when, run_after=when)
     assert run.state == "success", task_states(run)
     summary: dict[str, Any] = xcom_value(run, "ingest")
     return summary
@@ -133,8 +134,12 @@ def test_example_dag(airflow_db: str, altinn_conn: Any, tmp_path: Path, monkeypa
 
     monkeypatch.setenv("AIRFLOW_VAR_ALTINN_EVENTS_INGEST_DESTINATION", tmp_path.as_uri())
     expected = {r: generated_ids(altinn_conn, r, 25) for r in RESOURCES}
-    dag = load_example_dag("example_altinn_events_ingest")
-    run = dag.test(logical_date=DAY1)
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "example_ingest.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.get_dag("example_altinn_events_ingest")
+    run = dag.test(logical_date=DAY1, run_after=DAY1)
     assert run.state == "success", task_states(run)
     assert xcom_value(run, "report") == {r: 25 for r in RESOURCES}
     for resource in RESOURCES:

@@ -161,12 +161,16 @@ def test_wait_for_validation_defers_with_json_kwargs(altinn_conn: Any, receiver:
 def test_already_validated_subscription_does_not_defer(altinn_conn: Any, receiver: WebhookReceiver) -> None:
     import time
 
+    from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
+
     first = create(receiver.url).execute({"ti": FakeTI()})
-    deadline = time.monotonic() + 10
-    while not receiver.validation_events() and time.monotonic() < deadline:
+    hook = AltinnEventsHook()
+    deadline = time.monotonic() + 15
+    while not hook.get_conn().get_subscription(first["id"]).validated:
+        assert time.monotonic() < deadline, "the emulator never validated the subscription"
         time.sleep(0.05)
-    time.sleep(0.3)
-    result = create(receiver.url, wait_for_validation=True).execute({"ti": FakeTI()})
+    hook.close()
+    result = create(receiver.url, wait_for_validation=True).execute({"ti": FakeTI()})  # no TaskDeferred
     assert result["id"] == first["id"] and result["validated"] is True
 
 

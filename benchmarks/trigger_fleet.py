@@ -1,0 +1,417 @@
+"""Trigger fleet: N sensor or watcher triggers in one event loop, as a triggerer runs them, vs ``HttpEventTrigger``.
+
+What a triggerer pays for a fleet of Altinn waits, measured against what a user would otherwise write: the
+HTTP provider's ``HttpEventTrigger`` polling ``GET /events`` with a bearer header and an async response
+check. For every fleet size N and every kind (``sensor`` = ``AltinnEventsSensorTrigger``, ``watcher`` =
+``AltinnEventsWatcherTrigger`` without an asset state store, ``http`` = ``HttpEventTrigger``), N triggers,
+each on its own resource, poll every ``--poll-interval`` seconds in this one event loop. Per run it prints:
+
+* token grants and exchanges the fleet caused (emulator stats; target: one per token lifetime, whatever N;
+  ``HttpEventTrigger`` has no token flow, so its bearer token is fetched once by this script, not counted);
+* polls (``GET /events`` requests) per second and CPU milliseconds per poll (``time.process_time`` of this
+  process, all threads, over a measuring window with no events and no tracing);
+* memory per trigger: Python heap growth (``tracemalloc``) from before the triggers were created until every
+  trigger had polled, divided by N; the RSS growth over the same span is printed for reference;
+* event-to-TriggerEvent latency p50/p99: events are generated on a sample of the resources while the fleet
+  runs; latency is from just before the generate call to the moment the trigger yields.
+
+The emulator runs as a separate process (the ``altinn-events-emulator`` console script), so its CPU is not
+in the figures. Nothing is asserted: the figures are printed, with the ratios against ``HttpEventTrigger``
+(issue 8 targets: CPU per poll and memory per trigger at most 0.5 of it).
+
+Usage::
+
+    .venv/bin/python benchmarks/trigger_fleet.py                       # N = 100, 500, 1000
+    .venv/bin/python benchmarks/trigger_fleet.py --sizes 100,500 --window 10
+    .venv/bin/python benchmarks/trigger_fleet.py --kinds sensor,http --sizes 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Airflow reads these on first import: keep its home out of ~/airflow and its log level at warnings, so the
+# fleet's start-up lines do not turn the benchmark into a logging benchmark.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="altinn-bench-airflow-"))
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+
+CONN_ID = "altinn_bench"
+HTTP_CONN_ID = "altinn_bench_http"
+EVENTS_PATH = "/events/api/v1/events"
+POLL_KEY = f"GET {EVENTS_PATH}"
+CHECK_MODULE = "altinn_bench_http_check"
+KINDS = ("sensor", "watcher", "http")
+READY = re.compile(r"Altinn emulator listening on (http://\S+)")
+
+# The response check a user of HttpEventTrigger writes: "are there any events after my cursor?". It must be
+# an importable module (HttpEventTrigger imports and reloads it on every poll), so it is written to a temp dir.
+CHECK_SOURCE = '''"""Response check for HttpEventTrigger in the trigger fleet benchmark."""
+
+
+async def has_events(response):
+    return response.status_code == 200 and bool(response.json())
+'''
+
+
+@dataclass
+class RunResult:
+    """The figures of one fleet run (one kind, one N)."""
+
+    kind: str
+    n: int
+    window_s: float = 0.0
+    polls: int = 0
+    cpu_s: float = 0.0
+    heap_bytes: int = 0
+    rss_bytes: int = 0
+    grants: int = 0
+    exchanges: int = 0
+    latencies: list[float] = field(default_factory=list)
+    published: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def polls_per_s(self) -> float:
+        return self.polls / self.window_s if self.window_s else 0.0
+
+    @property
+    def cpu_ms_per_poll(self) -> float:
+        return self.cpu_s / self.polls * 1000 if self.polls else float("nan")
+
+    @property
+    def heap_kib_per_trigger(self) -> float:
+        return self.heap_bytes / self.n / 1024
+
+    @property
+    def rss_kib_per_trigger(self) -> float:
+        return self.rss_bytes / self.n / 1024
+
+    def latency(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The emulator, in its own process
+# ---------------------------------------------------------------------------------------------------------
+
+
+def emulator_command() -> list[str]:
+    script = Path(sys.executable).with_name("altinn-events-emulator")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "airflow_provider_altinn_events.emulator"]
+    return [*base, "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"]
+
+
+@contextmanager
+def emulator_process() -> Iterator[tuple[str, int]]:
+    """Start the emulator CLI; yield its base URL and pid; stop it (SIGINT, then SIGKILL) afterwards."""
+    process = subprocess.Popen(
+        emulator_command(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = READY.search(line)
+        if not match:
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        yield match.group(1), process.pid
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One fleet run
+# ---------------------------------------------------------------------------------------------------------
+
+
+def make_trigger(kind: str, resource: str, poll_interval: float) -> Any:
+    """One trigger as a DAG author would configure it (the triggerer re-creates it from these kwargs)."""
+    if kind == "sensor":
+        from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsSensorTrigger
+
+        return AltinnEventsSensorTrigger(
+            resource=resource, after="0", poll_interval=poll_interval, altinn_events_conn_id=CONN_ID
+        )
+    if kind == "watcher":
+        from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsWatcherTrigger
+
+        trigger = AltinnEventsWatcherTrigger(
+            resource=resource, poll_interval=poll_interval, altinn_events_conn_id=CONN_ID
+        )
+        trigger.asset_state_store = None  # as under dag.test(): the cursor is kept in memory
+        return trigger
+    from airflow.providers.http.triggers.http import HttpEventTrigger
+
+    return HttpEventTrigger(
+        response_check_path=f"{CHECK_MODULE}.has_events",
+        http_conn_id=HTTP_CONN_ID,
+        method="GET",
+        endpoint=EVENTS_PATH.lstrip("/"),
+        data={"resource": resource, "after": "0", "size": "100"},
+        poll_interval=poll_interval,
+    )
+
+
+class Fleet:
+    """N triggers driven as the triggerer drives them: one task per trigger iterating ``run()``."""
+
+    def __init__(self, kind: str, triggers: list[Any]) -> None:
+        self.kind = kind
+        self.triggers = triggers
+        self.fired: dict[int, float] = {}
+        self.errors: list[str] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._drive(i, t)) for i, t in enumerate(self.triggers)]
+
+    async def _drive(self, index: int, trigger: Any) -> None:
+        events: AsyncIterator[Any] = trigger.run()
+        try:
+            async for event in events:
+                self.fired.setdefault(index, time.monotonic())
+                payload = getattr(event, "payload", None)
+                if isinstance(payload, dict) and payload.get("status") == "error":
+                    self.errors.append(str(payload.get("error")))
+        except Exception as error:  # a trigger that dies is a finding, not a crash of the benchmark
+            self.errors.append(f"{type(error).__name__}: {error}")
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def stats(admin: httpx.AsyncClient) -> dict[str, Any]:
+    response = await admin.get("/_emulator/stats")
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def run_fleet(
+    admin: httpx.AsyncClient, kind: str, n: int, poll_interval: float, window: float, sample: int
+) -> RunResult:
+    result = RunResult(kind=kind, n=n)
+    resources = [f"urn:altinn:resource:bench-{kind}-{n}-{i}" for i in range(n)]
+    before = await stats(admin)
+    process = psutil.Process()
+
+    # 1. create and start the fleet under tracemalloc; stop tracing once every trigger has polled
+    gc.collect()
+    rss0 = process.memory_info().rss
+    tracemalloc.start()
+    heap0 = tracemalloc.get_traced_memory()[0]
+    fleet = Fleet(kind, [make_trigger(kind, r, poll_interval) for r in resources])
+    fleet.start()
+    deadline = time.monotonic() + poll_interval * 3 + 10
+    await asyncio.sleep(poll_interval + 1)
+    while (await stats(admin))["requests"].get(POLL_KEY, 0) - before["requests"].get(
+        POLL_KEY, 0
+    ) < n and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    gc.collect()
+    result.heap_bytes = tracemalloc.get_traced_memory()[0] - heap0
+    tracemalloc.stop()
+    result.rss_bytes = process.memory_info().rss - rss0
+
+    # 2. the measuring window: no events, no tracing; polls counted by the emulator
+    first = await stats(admin)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(window)
+    cpu1, t1 = time.process_time(), time.monotonic()
+    last = await stats(admin)
+    result.cpu_s = cpu1 - cpu0
+    result.window_s = t1 - t0
+    result.polls = last["requests"].get(POLL_KEY, 0) - first["requests"].get(POLL_KEY, 0)
+
+    # 3. latency: one event on each of `sample` resources, spread over one poll interval
+    chosen = sorted({round(i * (n - 1) / max(1, sample - 1)) for i in range(min(sample, n))})
+    published: dict[int, float] = {}
+
+    async def publish(index: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        started = time.monotonic()
+        response = await admin.post(
+            "/_emulator/events/generate",
+            json={"resource": resources[index], "count": 1, "type": "bench.changed"},
+        )
+        response.raise_for_status()
+        published[index] = started
+
+    spread = poll_interval / max(1, len(chosen))
+    await asyncio.gather(*(publish(i, k * spread) for k, i in enumerate(chosen)))
+    deadline = time.monotonic() + poll_interval * 3 + 5
+    while not all(i in fleet.fired for i in chosen) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    result.published = len(chosen)
+    result.latencies = [fleet.fired[i] - published[i] for i in chosen if i in fleet.fired]
+
+    await fleet.stop()
+    after = await stats(admin)
+    result.grants = after["token_grants"] - before["token_grants"]
+    result.exchanges = after["token_exchanges"] - before["token_exchanges"]
+    result.errors = fleet.errors
+    del fleet
+    gc.collect()
+    await asyncio.sleep(1)  # let closed connections settle before the next run
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Set-up, report
+# ---------------------------------------------------------------------------------------------------------
+
+
+def set_connections(base_url: str, workdir: Path) -> None:
+    """Env-var connections (what ``BaseHook.aget_connection`` resolves outside a task) for both fleets."""
+    from airflow_provider_altinn_events.emulator.handle import EmulatorHandle
+
+    handle = EmulatorHandle.create(base_url, scopes=("altinn:events.subscribe",))
+    try:
+        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = handle.connection_json()
+        token = handle.altinn_token()  # for HttpEventTrigger: a bearer header it cannot refresh itself
+    finally:
+        handle.close()
+    os.environ[f"AIRFLOW_CONN_{HTTP_CONN_ID.upper()}"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": base_url,
+            "extra": {"Authorization": f"Bearer {token}", "Accept": "application/cloudevents+json"},
+        }
+    )
+    (workdir / f"{CHECK_MODULE}.py").write_text(CHECK_SOURCE)
+    sys.path.insert(0, str(workdir))
+
+
+def describe_machine() -> str:
+    import aiohttp
+    import airflow
+    import httpx_aiohttp
+
+    try:
+        from importlib.metadata import version
+
+        http_provider = version("apache-airflow-providers-http")
+        ours = version("airflow-provider-altinn-events")
+    except Exception:
+        http_provider = ours = "?"
+    return (
+        f"{os.cpu_count()} CPU(s) {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
+        f"Airflow {airflow.__version__}, httpx {httpx.__version__}, httpx-aiohttp "
+        f"{getattr(httpx_aiohttp, '__version__', '?')}, aiohttp {aiohttp.__version__}, "
+        f"apache-airflow-providers-http {http_provider}, airflow-provider-altinn-events {ours}"
+    )
+
+
+def print_result(r: RunResult) -> None:
+    print(
+        f"  {r.kind:8s} N={r.n:<5d} polls/s {r.polls_per_s:7.1f}  CPU/poll {r.cpu_ms_per_poll:6.2f} ms  "
+        f"heap/trigger {r.heap_kib_per_trigger:6.1f} KiB (RSS {r.rss_kib_per_trigger:6.1f} KiB)  "
+        f"grants/exchanges {r.grants}/{r.exchanges}  latency p50 {r.latency(0.5):5.2f} s "
+        f"p99 {r.latency(0.99):5.2f} s ({len(r.latencies)}/{r.published} fired)"
+        + (f"  errors {len(r.errors)}: {r.errors[0][:120]}" if r.errors else ""),
+        flush=True,
+    )
+
+
+def print_ratios(results: list[RunResult]) -> None:
+    print("\nRatios against HttpEventTrigger (issue 8 targets: at most 0.5)")
+    by = {(r.kind, r.n): r for r in results}
+    for n in sorted({r.n for r in results}):
+        http = by.get(("http", n))
+        if http is None:
+            continue
+        for kind in ("sensor", "watcher"):
+            ours = by.get((kind, n))
+            if ours is None:
+                continue
+            cpu = ours.cpu_ms_per_poll / http.cpu_ms_per_poll if http.polls and ours.polls else float("nan")
+            heap = ours.heap_bytes / http.heap_bytes if http.heap_bytes > 0 else float("nan")
+            print(f"  N={n:<5d} {kind:8s} CPU per poll {cpu:5.2f}   memory per trigger (heap) {heap:5.2f}")
+
+
+async def main_async(args: argparse.Namespace, base_url: str) -> list[RunResult]:
+    results: list[RunResult] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as admin:
+        for n in args.sizes:
+            print(f"N = {n}", flush=True)
+            for kind in args.kinds:
+                result = await run_fleet(admin, kind, n, args.poll_interval, args.window, args.latency_sample)
+                print_result(result)
+                results.append(result)
+    return results
+
+
+def parse_sizes(text: str) -> list[int]:
+    sizes = [int(part) for part in text.split(",") if part.strip()]
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError("sizes must be positive integers, e.g. 100,500,1000")
+    return sizes
+
+
+def parse_kinds(text: str) -> list[str]:
+    kinds = [part.strip() for part in text.split(",") if part.strip()]
+    if not kinds or any(kind not in KINDS for kind in kinds):
+        raise argparse.ArgumentTypeError(f"kinds must be drawn from {', '.join(KINDS)}")
+    return kinds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=parse_sizes, default=[100, 500, 1000], help="fleet sizes N")
+    parser.add_argument("--kinds", type=parse_kinds, default=list(KINDS), help="sensor,watcher,http")
+    parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls (5)")
+    parser.add_argument("--window", type=float, default=15.0, help="CPU measuring window in seconds (15)")
+    parser.add_argument(
+        "--latency-sample", type=int, default=50, help="resources that get an event per run (50)"
+    )
+    args = parser.parse_args()
+
+    print(f"Trigger fleet benchmark on {describe_machine()}")
+    print(
+        f"poll interval {args.poll_interval:g} s, CPU window {args.window:g} s, latency sample "
+        f"{args.latency_sample} events per run; emulator in a separate process"
+    )
+    with tempfile.TemporaryDirectory(prefix="altinn-bench-") as workdir, emulator_process() as (base_url, pid):
+        print(f"emulator {base_url} (pid {pid})", flush=True)
+        set_connections(base_url, Path(workdir))
+        results = asyncio.run(main_async(args, base_url))
+    print_ratios(results)
+
+
+if __name__ == "__main__":
+    main()
