@@ -41,7 +41,7 @@ with DAG(
             "source": "https://data.example.org/pipelines/{{ dag.dag_id }}",
             "resource": RESOURCE,
             "subject": ORGANISATION,
-            "data": {"run_id": "{{ run_id }}", "logical_date": "{{ ds }}"},
+            "data": {"run_id": "{{ run_id }}", "run_after": "{{ dag_run.run_after }}"},
         },
     )
     # [END altinn_events_publish]

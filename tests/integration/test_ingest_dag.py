@@ -25,7 +25,9 @@ DAY3 = pendulum.datetime(2026, 3, 3, tz="UTC")
 def make_dag(dag_id: str, dest: Path, **operator_kwargs: Any) -> Any:
     from airflow.sdk import DAG
 
-    with DAG(dag_id, schedule="@daily", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
+    with DAG(
+        dag_id, schedule="@daily", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False
+    ) as dag:
         AltinnEventsIngestOperator(
             task_id="ingest",
             resource=operator_kwargs.pop("resource", RESOURCE),
@@ -65,8 +67,20 @@ def test_first_incremental_and_rerun_of_an_old_run(airflow_db: str, altinn_conn:
     first = ingest(dag, DAY1)
     assert (first["mode"], first["count"], first["start_after"], first["after"]) == ("new", 320, "0", ids[-1])
     assert len(first["files"]) == 3 and first["files"][0].startswith("file://")
-    assert set(first) == {"resource", "run_id", "mode", "start_after", "after", "count", "duplicates",
-                          "pages", "files", "manifest", "cursor_moved", "seconds"}
+    assert set(first) == {
+        "resource",
+        "run_id",
+        "mode",
+        "start_after",
+        "after",
+        "count",
+        "duplicates",
+        "pages",
+        "files",
+        "manifest",
+        "cursor_moved",
+        "seconds",
+    }
     first_folder = folder / run_dir(first["run_id"])
     assert read_lines(first_folder / "part-00000.ndjson")[0]["id"] == ids[0]
     first_bytes = {p.name: p.read_bytes() for p in first_folder.glob("part-*")}
@@ -74,14 +88,22 @@ def test_first_incremental_and_rerun_of_an_old_run(airflow_db: str, altinn_conn:
     ids += generated_ids(altinn_conn, RESOURCE, 40)[320:]
     second = ingest(dag, DAY2)
     assert (second["mode"], second["count"], second["start_after"], second["after"]) == (
-        "new", 40, ids[319], ids[-1]
+        "new",
+        40,
+        ids[319],
+        ids[-1],
     )
     assert manifest(folder / run_dir(second["run_id"]))["start_after"] == ids[319]
 
     altinn_conn.generate(RESOURCE, 10)  # arrives after run 2; a rerun of run 1 must not pick it up
     rerun = ingest(dag, DAY1)
     assert rerun["run_id"] == first["run_id"]
-    assert (rerun["mode"], rerun["count"], rerun["after"], rerun["cursor_moved"]) == ("rerun", 320, ids[319], False)
+    assert (rerun["mode"], rerun["count"], rerun["after"], rerun["cursor_moved"]) == (
+        "rerun",
+        320,
+        ids[319],
+        False,
+    )
     assert {p.name: p.read_bytes() for p in first_folder.glob("part-*")} == first_bytes
     assert cursor(folder)["after"] == ids[-1]
     assert check_consistent(folder) == dict.fromkeys(ids, 1)
@@ -103,7 +125,9 @@ def test_max_events_bounds_each_run_and_gzip(airflow_db: str, altinn_conn: Any, 
 
 
 def test_empty_resource(airflow_db: str, altinn_conn: Any, tmp_path: Path) -> None:
-    summary = ingest(make_dag("ingest_empty", tmp_path, resource="urn:altinn:resource:ttd-nothing-here"), DAY1)
+    summary = ingest(
+        make_dag("ingest_empty", tmp_path, resource="urn:altinn:resource:ttd-nothing-here"), DAY1
+    )
     assert (summary["count"], summary["after"], summary["files"]) == (0, "0", [])
     folder = tmp_path / "ttd-nothing-here"
     assert manifest(folder / run_dir(summary["run_id"]))["count"] == 0
@@ -114,11 +138,13 @@ def test_several_resources_mapped(airflow_db: str, altinn_conn: Any, tmp_path: P
     from airflow.sdk import DAG
 
     resources = [f"urn:altinn:resource:ttd-mapped-{n}" for n in range(3)]
-    expected = {r: generated_ids(altinn_conn, r, count) for r, count in zip(resources, (30, 0, 75), strict=True)}
+    expected = {
+        r: generated_ids(altinn_conn, r, count) for r, count in zip(resources, (30, 0, 75), strict=True)
+    }
     with DAG("ingest_mapped", schedule="@daily", start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
-        AltinnEventsIngestOperator.partial(task_id="ingest", destination=tmp_path.as_uri(), page_size=20).expand(
-            resource=resources
-        )
+        AltinnEventsIngestOperator.partial(
+            task_id="ingest", destination=tmp_path.as_uri(), page_size=20
+        ).expand(resource=resources)
     run = run_dag(dag, logical_date=DAY1)
     assert run.state == "success", task_states(run)
     for index, resource in enumerate(resources):
@@ -129,7 +155,9 @@ def test_several_resources_mapped(airflow_db: str, altinn_conn: Any, tmp_path: P
         assert cursor(folder)["after"] == (expected[resource][-1] if expected[resource] else "0")
 
 
-def test_example_dag(airflow_db: str, altinn_conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_dag(
+    airflow_db: str, altinn_conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from example_dags.example_ingest import RESOURCES
 
     monkeypatch.setenv("AIRFLOW_VAR_ALTINN_EVENTS_INGEST_DESTINATION", tmp_path.as_uri())
@@ -148,7 +176,9 @@ def test_example_dag(airflow_db: str, altinn_conn: Any, tmp_path: Path, monkeypa
         assert all(p.name.endswith(".gz") for p in folder.glob("run=*/part-*"))
 
 
-def test_a_bad_destination_state_fails_without_retry(airflow_db: str, altinn_conn: Any, tmp_path: Path) -> None:
+def test_a_bad_destination_state_fails_without_retry(
+    airflow_db: str, altinn_conn: Any, tmp_path: Path
+) -> None:
     folder = tmp_path / resource_dir(RESOURCE)
     folder.mkdir(parents=True)
     (folder / "_cursor.json").write_text(json.dumps({"version": 99}))
