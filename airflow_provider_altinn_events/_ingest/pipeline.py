@@ -25,7 +25,6 @@ rather than overwrite the other's progress.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -33,17 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_altinn_events._ingest.dedupe import RecentIds
-from airflow_provider_altinn_events._ingest.errors import IngestConflictError, IngestStateError
 from airflow_provider_altinn_events._ingest.fetch import FetchRange, PagePrefetcher, PageSource
-from airflow_provider_altinn_events._ingest.layout import (
-    CURSOR_NAME,
-    MANIFEST_NAME,
-    is_part_name,
-    is_temp_name,
-    part_name,
-    resource_dir,
-    run_dir,
-)
+from airflow_provider_altinn_events._ingest.folder import ResourceFolder
+from airflow_provider_altinn_events._ingest.layout import MANIFEST_NAME, part_name
 from airflow_provider_altinn_events._ingest.ndjson import NdjsonPart, encode_events
 from airflow_provider_altinn_events._ingest.spec import IngestMode, IngestResult, IngestSpec
 from airflow_provider_altinn_events._ingest.state import CursorFile, RunRecord, RunState
@@ -125,27 +116,21 @@ class _Ingestion:
         self.source, self.storage, self.spec, self.run_id = source, storage, spec, run_id
         self.log, self.trace, self.cancel = log, trace, cancel
         self.progress_seconds, self.prefetch_depth = progress_seconds, prefetch_depth
-        self.res_key = resource_dir(spec.resource)
-        self.cursor_key = f"{self.res_key}/{CURSOR_NAME}"
-        self.run_key = f"{self.res_key}/{run_dir(run_id)}"
-        self.revision: str | None = None  # the cursor revision this run last read or wrote
+        self.folder = ResourceFolder(storage, spec.resource, spec.filters, log, trace)
+        self.run_key = self.folder.run_key(run_id)
 
     # -- planning -----------------------------------------------------------------------------------
 
     def run(self) -> IngestResult:
         started = time.monotonic()
         self.trace("start")
-        for name in self.storage.list_names(self.res_key):  # a cursor write killed before its rename
-            if is_temp_name(name):
-                self.storage.delete(f"{self.res_key}/{name}")
-        cursor = self._read_cursor()
-        self.revision = cursor.revision if cursor else None
+        cursor = self.folder.read_cursor()
         if cursor is not None and cursor.run.run_id == self.run_id and cursor.run.state is RunState.RUNNING:
             plan = self._plan_resume(cursor)
         else:
             if cursor is not None:
-                self._tidy_up(cursor.run)
-            manifest = self._read_manifest(self.run_key)
+                self.folder.tidy_up(cursor.run)
+            manifest = self.folder.read_manifest(self.run_id)
             plan = self._plan_rerun(manifest) if manifest is not None else self._plan_new(cursor)
         self.log.info(
             "Ingesting %s into %s: %s run %s from after=%s%s",
@@ -185,54 +170,6 @@ class _Ingestion:
             seconds=seconds,
         )
 
-    def _read_cursor(self) -> CursorFile | None:
-        raw = self.storage.read_json(self.cursor_key)
-        if raw is None:
-            return None
-        cursor = CursorFile.from_dict(raw, self.storage.uri(self.cursor_key))
-        if cursor.resource != self.spec.resource or cursor.filters != self.spec.filters:
-            raise IngestStateError(
-                f"{self.storage.uri(self.cursor_key)} belongs to resource {cursor.resource!r} with filters "
-                f"{cursor.filters.to_dict()}, not {self.spec.resource!r} with {self.spec.filters.to_dict()}; "
-                "give each query its own destination"
-            )
-        return cursor
-
-    def _read_manifest(self, run_key: str) -> RunRecord | None:
-        key = f"{run_key}/{MANIFEST_NAME}"
-        raw = self.storage.read_json(key)
-        return None if raw is None else RunRecord.from_manifest(raw, self.storage.uri(key))[0]
-
-    def _tidy_up(self, other: RunRecord) -> None:
-        """Finish the bookkeeping of the run that last wrote the cursor (idempotent)."""
-        other_key = f"{self.res_key}/{run_dir(other.run_id)}"
-        if other.state is RunState.RUNNING:  # it died: drop what it wrote after its last commit
-            keep = {part.name for part in other.files}
-            stale = [
-                n
-                for n in self.storage.list_names(other_key)
-                if (is_part_name(n) and n not in keep) or is_temp_name(n)
-            ]
-            for name in stale:
-                self.storage.delete(f"{other_key}/{name}")
-            self.trace("tidy-deleted")
-            if stale:
-                self.log.warning(
-                    "Run %s of %s stopped before finishing; removed its uncommitted files %s",
-                    other.run_id,
-                    self.spec.resource,
-                    stale,
-                )
-            other = other.touched(state=RunState.INTERRUPTED)
-        written = self._read_manifest(other_key)
-        if written is None or (written.state, written.end_after, written.count) != (
-            other.state,
-            other.end_after,
-            other.count,
-        ):
-            self._write_manifest(other_key, other)
-            self.trace("tidy-manifest")
-
     def _plan_resume(self, cursor: CursorFile) -> _Plan:
         record = cursor.run
         limit = None if record.max_events is None else max(0, record.max_events - record.fetched)
@@ -266,7 +203,9 @@ class _Ingestion:
             events_per_file=self.spec.events_per_file,
             max_events=self.spec.max_events,
         )
-        self._commit_cursor(record)  # claim: from here on a crash of this run is tidied up by the next one
+        self.folder.commit_cursor(
+            record
+        )  # claim: from here on a crash of this run is tidied up by the next one
         self.trace("claimed")
         return _Plan(IngestMode.NEW, record, FetchRange(after=start, limit=self.spec.max_events))
 
@@ -335,7 +274,7 @@ class _Ingestion:
                         part = None
                         self.trace("part-committed")
                         if plan.mode is not IngestMode.RERUN:
-                            self._commit_cursor(snapshot())
+                            self.folder.commit_cursor(snapshot())
                             self.trace("checkpoint")
                 if batch:
                     part = part or self._open_part(len(files), record.compression)
@@ -373,7 +312,7 @@ class _Ingestion:
             self.log.info(
                 "%s: reached max_events; the next run continues after=%s", self.spec.resource, after
             )
-        self._remove_stale({p.name for p in files})
+        self.folder.remove_stale(self.run_id, (p.name for p in files))
         self.trace("stale-removed")
         final = snapshot(RunState.COMPLETE)
         if plan.mode is IngestMode.RERUN:
@@ -387,45 +326,12 @@ class _Ingestion:
                     expected,
                 )
         else:
-            self._commit_cursor(final)
+            self.folder.commit_cursor(final)
             self.trace("final-cursor")
-        self._write_manifest(self.run_key, final)
+        self.folder.write_manifest(final)
         self.trace("manifest")
         return final
 
     def _open_part(self, index: int, compression: str | None) -> NdjsonPart:
-        return NdjsonPart(self.storage, f"{self.run_key}/{part_name(index, compression)}", compression)
-
-    def _remove_stale(self, keep: set[str]) -> None:
-        """Delete data files of earlier attempts of this run that this attempt did not write."""
-        for name in self.storage.list_names(self.run_key):
-            if (is_part_name(name) and name not in keep) or is_temp_name(name):
-                self.storage.delete(f"{self.run_key}/{name}")
-
-    # -- commits ------------------------------------------------------------------------------------
-
-    def _commit_cursor(self, record: RunRecord) -> None:
-        """Write the cursor, after checking nobody else wrote it since this run last did."""
-        current = self.storage.read_json(self.cursor_key)
-        current_revision = current.get("revision") if isinstance(current, dict) else None
-        if current_revision != self.revision:
-            raise IngestConflictError(
-                f"{self.storage.uri(self.cursor_key)} changed while run {self.run_id} was writing "
-                f"(revision {self.revision} -> {current_revision}): another ingestion of {self.spec.resource} "
-                "into the same destination is running. This run stops without committing."
-            )
-        revision = secrets.token_hex(8)
-        cursor = CursorFile(
-            resource=self.spec.resource,
-            filters=self.spec.filters,
-            after=record.end_after,
-            run=record,
-            revision=revision,
-        )
-        self.storage.write_json(self.cursor_key, cursor.to_dict())
-        self.revision = revision
-
-    def _write_manifest(self, run_key: str, record: RunRecord) -> None:
-        self.storage.write_json(
-            f"{run_key}/{MANIFEST_NAME}", record.manifest(self.spec.resource, self.spec.filters)
-        )
+        key = f"{self.run_key}/{part_name(index, compression)}"
+        return NdjsonPart(self.storage, key, compression)

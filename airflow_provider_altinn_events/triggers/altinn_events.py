@@ -141,6 +141,8 @@ class _AltinnPolling:
     max_consecutive_failures: int
     altinn_events_conn_id: str
     log: Any
+    permanent_errors_fail_fast = False
+    """Whether an error retrying cannot fix (400, 403, a refused grant) ends the wait at once."""
 
     def _event_filter(self) -> EventFilter:
         from airflow_provider_altinn_events.client.matching import EventFilter
@@ -150,9 +152,6 @@ class _AltinnPolling:
     async def _first_poll_jitter(self) -> None:
         if self.poll_interval > 0:
             await asyncio.sleep(random.uniform(0, self.poll_interval))  # spreading load, not crypto
-
-    permanent_errors_fail_fast = False
-    """Whether an error retrying cannot fix (400, 403, a refused grant) ends the wait at once."""
 
     async def _fetch_page(
         self, client: AsyncAltinnEventsClient, event_filter: EventFilter, state: PollState

@@ -1,0 +1,71 @@
+"""Run one ingestion (the operator's pipeline, without Airflow) in a process a test can SIGKILL.
+
+Usage: ``python -m tests.faults._ingest_child --dest D --run-id R --resource U [--kill-at POINT:N] ...``
+with the connection JSON (the ``AIRFLOW_CONN_...`` form) in ``ALTINN_INGEST_CONN``. On success it prints the
+run's summary as one JSON line. With ``--kill-at POINT:N`` it kills itself with SIGKILL the N-th time the
+pipeline passes trace point POINT: no ``finally``, no flush, exactly like the OOM killer or a lost node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from types import SimpleNamespace
+
+
+def _killer(spec: str | None) -> object:
+    if not spec:
+        return None
+    point, _, nth = spec.rpartition(":")
+    remaining = int(nth)
+
+    def trace(name: str) -> None:
+        nonlocal remaining
+        if name == point:
+            remaining -= 1
+            if remaining == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return trace
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dest", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--resource", required=True)
+    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--events-per-file", type=int, default=100_000)
+    parser.add_argument("--max-events", type=int)
+    parser.add_argument("--compression", choices=("gzip",))
+    parser.add_argument("--kill-at")
+    args = parser.parse_args()
+
+    from airflow_provider_altinn_events._ingest import IngestSpec, open_storage, run_ingest
+    from airflow_provider_altinn_events.client import AltinnEventsClient, AltinnSettings
+
+    raw = json.loads(os.environ["ALTINN_INGEST_CONN"])
+    conn = SimpleNamespace(
+        conn_id="altinn_events_default",
+        host=raw.get("host"),
+        login=raw.get("login"),
+        password=raw.get("password"),
+        extra_dejson=raw.get("extra") or {},
+    )
+    spec = IngestSpec(
+        args.resource,
+        page_size=args.page_size,
+        events_per_file=args.events_per_file,
+        max_events=args.max_events,
+        compression=args.compression,
+    )
+    with AltinnEventsClient(AltinnSettings.from_connection(conn)) as client:
+        result = run_ingest(client, open_storage(args.dest), spec, args.run_id, trace=_killer(args.kill_at))  # type: ignore[arg-type]
+    sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+
+
+if __name__ == "__main__":
+    main()

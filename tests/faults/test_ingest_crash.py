@@ -1,0 +1,157 @@
+"""SIGKILL the ingestion at many points while the emulator serves 50,000 events; rerun until done.
+
+Each kill is followed by what Airflow would do next: a retry of the same run (same run id), or, when
+the retries are used up, the next scheduled run (a new run id) that finds the dead run's leftovers. At
+the end every event id must be in the output exactly once, every run folder must hold exactly the files
+its manifest lists, and the cursor must be at the last event.
+
+The design allows no duplicates at all (a killed run's uncommitted files are overwritten by its retry or
+removed by the next run), which is stricter than "only the one interrupted page".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_altinn_events._ingest.layout import resource_dir
+from tests.unit.ingest.helpers import check_consistent, cursor, run_folders
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
+
+REPO = Path(__file__).resolve().parents[2]
+RESOURCE = "urn:altinn:resource:ttd-crash-test"
+TOTAL = 50_000
+#: (trace point:nth time it is passed, what comes after the kill). "retry": Airflow retries the same run;
+#: "next": the run is given up and the next scheduled run (new run id) finds its leftovers.
+#: Per run: 5 files of 1,000 events (max_events 5,000), so cursor writes are 1 claim, 5 checkpoints, 1 final.
+SCHEDULE = [
+    ("start:1", "retry"),
+    ("json-written:_cursor.json:1", "retry"),  # the claim is in its temp file, not yet renamed
+    ("claimed:1", "retry"),
+    ("page:3", "retry"),
+    ("page-written:3", "next"),  # in the middle of a data file; the run is given up
+    ("tidy-deleted:1", "retry"),  # the next run dies while removing the dead run's uncommitted files
+    ("tidy-manifest:1", "retry"),  # ... or right after writing the dead run's manifest
+    ("part-committed:1", "retry"),  # a data file is complete and visible; the cursor does not cover it
+    ("json-written:_cursor.json:3", "next"),  # a checkpoint in its temp file; given up
+    ("json-written:_manifest.json:1", "retry"),  # the dead run's manifest in its temp file
+    ("checkpoint:2", "retry"),
+    ("part-committed:5", "retry"),  # the run's last file is visible, the final cursor not written
+    ("stale-removed:1", "next"),
+    ("json-written:_cursor.json:7", "retry"),  # the final cursor in its temp file
+    ("final-cursor:1", "retry"),  # committed, but no manifest yet
+    ("manifest:1", "next"),
+]
+TIMED_KILLS = 6
+
+
+def _child(conn: str, dest: Path, run_id: str, kill_at: str | None = None) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "tests.faults._ingest_child",
+        "--dest",
+        str(dest),
+        "--run-id",
+        run_id,
+        "--resource",
+        RESOURCE,
+        "--page-size",
+        "500",
+        "--events-per-file",
+        "2000",
+        "--max-events",
+        "15000",
+        "--compression",
+        "gzip",
+    ]
+    if kill_at:
+        command += ["--kill-at", kill_at]
+    env = {**os.environ, "ALTINN_INGEST_CONN": conn, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any] | None]:
+    out, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        return 0, json.loads(out.strip().splitlines()[-1])
+    assert process.returncode == -signal.SIGKILL, f"child failed ({process.returncode}):\n{err[-3000:]}"
+    return process.returncode, None
+
+
+def test_sigkill_at_many_points_loses_and_duplicates_nothing(altinn_emulator: Any, tmp_path: Path) -> None:
+    started = time.monotonic()
+    altinn_emulator.generate(RESOURCE, TOTAL, type="no.example.case.changed.v1")
+    from types import SimpleNamespace
+
+    from airflow_provider_altinn_events.client import AltinnEventsClient, AltinnSettings
+
+    raw = altinn_emulator.connection_dict()
+    conn = SimpleNamespace(
+        conn_id="c", host=raw["host"], login=raw["login"], password=raw["password"], extra_dejson=raw["extra"]
+    )
+    with AltinnEventsClient(AltinnSettings.from_connection(conn)) as client:
+        ids = [e.id for e in client.iter_events(resource=RESOURCE, after="0", size=1000)]
+    assert len(ids) == len(set(ids)) == TOTAL
+
+    conn_json = json.dumps(raw)
+    rng = random.Random(20261126)
+    run_number, killed_at, log = 0, [], []
+
+    def next_run_id() -> str:
+        return f"scheduled__2026-11-26T{run_number:02d}:00:00+00:00"
+
+    for point, then in SCHEDULE + [(None, rng.choice(["retry", "next"])) for _ in range(TIMED_KILLS)]:
+        process = _child(conn_json, tmp_path, next_run_id(), point)
+        if point is None:  # kill at a random moment instead of a named point
+            time.sleep(rng.uniform(0.5, 1.5))
+            process.send_signal(signal.SIGKILL)
+        code, result = _finish(process)
+        log.append((next_run_id(), point or "timed", code, result and result["count"]))
+        if code != 0:
+            killed_at.append(point or "timed")
+            if then == "retry":
+                continue
+        run_number += 1  # the run finished, or was given up and the next scheduled run comes
+
+    while True:  # no more kills: run until a run finds nothing new
+        code, result = _finish(_child(conn_json, tmp_path, next_run_id()))
+        assert code == 0 and result is not None
+        log.append((next_run_id(), "-", code, result["count"]))
+        run_number += 1
+        if result["count"] == 0:
+            break
+
+    folder = tmp_path / resource_dir(RESOURCE)
+    occurrences = check_consistent(folder)
+    duplicates = {event_id: n for event_id, n in occurrences.items() if n > 1}
+    missing = set(ids) - set(occurrences)
+    assert not missing, f"{len(missing)} events lost; runs: {log}"
+    assert not duplicates, f"{len(duplicates)} duplicated; runs: {log}"
+    assert set(occurrences) == set(ids)
+    assert cursor(folder)["after"] == ids[-1]
+    manifests = [json.loads((f / "_manifest.json").read_text()) for f in run_folders(folder)]
+    assert sum(m["count"] for m in manifests) == TOTAL
+    assert sum(m["duplicates_dropped"] for m in manifests) == 0
+    distinct = {p for p in killed_at if p != "timed"}
+    assert distinct == {p for p, _ in SCHEDULE}, f"only {sorted(distinct)} killed; runs: {log}"
+    assert time.monotonic() - started < 120
+    timed = killed_at.count("timed")
+    not_reached = [p for p, _ in SCHEDULE if p not in distinct]
+    print(f"\nruns (run id, kill point, exit code, events): {log}")
+    print(
+        f"{len(distinct)} named kill points hit (not reached: {not_reached}), {timed} timed kills, "
+        f"{len(log)} child runs, {time.monotonic() - started:.1f} s"
+    )
