@@ -34,9 +34,9 @@ import gc
 import json
 import os
 import platform
+import random
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,15 +54,16 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="altinn-bench-airf
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-import httpx  # noqa: E402
-import psutil  # noqa: E402
+import httpx
+import psutil
 
 CONN_ID = "altinn_bench"
 HTTP_CONN_ID = "altinn_bench_http"
 EVENTS_PATH = "/events/api/v1/events"
 POLL_KEY = f"GET {EVENTS_PATH}"
 CHECK_MODULE = "altinn_bench_http_check"
-KINDS = ("sensor", "watcher", "http")
+KINDS = ("sensor", "watcher", "http", "bare")
+DEFAULT_KINDS = ("sensor", "watcher", "http")
 READY = re.compile(r"Altinn emulator listening on (http://\S+)")
 
 # The response check a user of HttpEventTrigger writes: "are there any events after my cursor?". It must be
@@ -122,7 +123,11 @@ class RunResult:
 
 def emulator_command() -> list[str]:
     script = Path(sys.executable).with_name("altinn-events-emulator")
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "airflow_provider_altinn_events.emulator"]
+    base = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-m", "airflow_provider_altinn_events.emulator"]
+    )
     return [*base, "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"]
 
 
@@ -155,8 +160,52 @@ def emulator_process() -> Iterator[tuple[str, int]]:
 # ---------------------------------------------------------------------------------------------------------
 
 
+class BarePoller:
+    """The floor: a jittered loop on one shared httpx client with the aiohttp transport and a fixed bearer
+    header, no auth flow, no cursor, no parsing into models. What the client stack alone costs per poll."""
+
+    client: httpx.AsyncClient | None = None
+    users = 0
+    token = ""
+    base_url = ""
+
+    def __init__(self, resource: str, poll_interval: float) -> None:
+        self.resource = resource
+        self.poll_interval = poll_interval
+
+    async def run(self) -> AsyncIterator[dict[str, Any]]:
+        cls = BarePoller
+        if cls.client is None:
+            from httpx_aiohttp import AiohttpTransport
+
+            cls.client = httpx.AsyncClient(
+                base_url=cls.base_url,
+                transport=AiohttpTransport(),
+                headers={"Authorization": f"Bearer {cls.token}"},
+                timeout=30,
+            )
+        cls.users += 1
+        try:
+            await asyncio.sleep(random.uniform(0, self.poll_interval))
+            while True:
+                response = await cls.client.get(
+                    EVENTS_PATH, params={"resource": self.resource, "after": "0", "size": 100}
+                )
+                if response.status_code == 200 and response.json():
+                    yield {"status": "success"}
+                    return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            cls.users -= 1
+            if cls.users == 0 and cls.client is not None:
+                client, cls.client = cls.client, None
+                await client.aclose()
+
+
 def make_trigger(kind: str, resource: str, poll_interval: float) -> Any:
     """One trigger as a DAG author would configure it (the triggerer re-creates it from these kwargs)."""
+    if kind == "bare":
+        return BarePoller(resource, poll_interval)
     if kind == "sensor":
         from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsSensorTrigger
 
@@ -311,6 +360,7 @@ def set_connections(base_url: str, workdir: Path) -> None:
             "extra": {"Authorization": f"Bearer {token}", "Accept": "application/cloudevents+json"},
         }
     )
+    BarePoller.token, BarePoller.base_url = token, base_url
     (workdir / f"{CHECK_MODULE}.py").write_text(CHECK_SOURCE)
     sys.path.insert(0, str(workdir))
 
@@ -353,7 +403,7 @@ def print_ratios(results: list[RunResult]) -> None:
         http = by.get(("http", n))
         if http is None:
             continue
-        for kind in ("sensor", "watcher"):
+        for kind in ("sensor", "watcher", "bare"):
             ours = by.get((kind, n))
             if ours is None:
                 continue
@@ -362,9 +412,21 @@ def print_ratios(results: list[RunResult]) -> None:
             print(f"  N={n:<5d} {kind:8s} CPU per poll {cpu:5.2f}   memory per trigger (heap) {heap:5.2f}")
 
 
+async def warm_up(kinds: list[str]) -> None:
+    """Run three triggers of each kind briefly, so imports and one-time set-up are not measured as memory."""
+    for kind in kinds:
+        fleet = Fleet(
+            kind, [make_trigger(kind, f"urn:altinn:resource:warm-up-{kind}-{i}", 0.2) for i in range(3)]
+        )
+        fleet.start()
+        await asyncio.sleep(1.0)
+        await fleet.stop()
+
+
 async def main_async(args: argparse.Namespace, base_url: str) -> list[RunResult]:
     results: list[RunResult] = []
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as admin:
+        await warm_up(args.kinds)
         for n in args.sizes:
             print(f"N = {n}", flush=True)
             for kind in args.kinds:
@@ -393,7 +455,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=parse_sizes, default=[100, 500, 1000], help="fleet sizes N")
-    parser.add_argument("--kinds", type=parse_kinds, default=list(KINDS), help="sensor,watcher,http")
+    parser.add_argument(
+        "--kinds",
+        type=parse_kinds,
+        default=list(DEFAULT_KINDS),
+        help="sensor,watcher,http (default) and bare: a shared httpx client in a loop, the floor",
+    )
     parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls (5)")
     parser.add_argument("--window", type=float, default=15.0, help="CPU measuring window in seconds (15)")
     parser.add_argument(
@@ -406,7 +473,10 @@ def main() -> None:
         f"poll interval {args.poll_interval:g} s, CPU window {args.window:g} s, latency sample "
         f"{args.latency_sample} events per run; emulator in a separate process"
     )
-    with tempfile.TemporaryDirectory(prefix="altinn-bench-") as workdir, emulator_process() as (base_url, pid):
+    with (
+        tempfile.TemporaryDirectory(prefix="altinn-bench-") as workdir,
+        emulator_process() as (base_url, pid),
+    ):
         print(f"emulator {base_url} (pid {pid})", flush=True)
         set_connections(base_url, Path(workdir))
         results = asyncio.run(main_async(args, base_url))

@@ -15,12 +15,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,7 +360,9 @@ class Stack:
         self.wait_for_dag(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> str:
+    def trigger(
+        self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None
+    ) -> str:
         """Unpause and trigger a DAG; returns the run id. ``logical_date=None`` as the UI's Trigger does."""
         self.unpause(dag_id)
         body = {"logical_date": logical_date, "conf": conf or {}}
@@ -440,10 +443,27 @@ class Stack:
         return {item["key"]: item["value"] for item in result["asset_state_store"]}
 
     def asset_events(self, asset_id: int) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = self.api(
-            "GET", "/assets/events", params={"asset_id": asset_id, "limit": 1000, "order_by": "timestamp"}
-        )["asset_events"]
-        return events
+        """The asset's events, oldest first: ``{"id", "timestamp", "extra", "created_dagruns": [run ids]}``.
+
+        Read from the metadata DB (read-only): ``GET /api/v2/assets/events`` answers 500 on Airflow 3.3.2 while
+        a run it created is still queued (``created_dagruns.0.start_date`` is ``None`` and fails validation).
+        """
+        with closing(sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=30)) as db:
+            rows = db.execute(
+                "SELECT e.id, e.timestamp, e.extra, r.run_id FROM asset_event e"
+                " LEFT JOIN dagrun_asset_event x ON x.event_id = e.id LEFT JOIN dag_run r ON r.id = x.dag_run_id"
+                " WHERE e.asset_id = ? ORDER BY e.id",
+                (asset_id,),
+            ).fetchall()
+        events: dict[int, dict[str, Any]] = {}
+        for event_id, timestamp, extra, run_id in rows:
+            event = events.setdefault(
+                event_id,
+                {"id": event_id, "timestamp": timestamp, "extra": json.loads(extra), "created_dagruns": []},
+            )
+            if run_id is not None:
+                event["created_dagruns"].append(run_id)
+        return list(events.values())
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
         states: dict[str, str] = {}

@@ -9,6 +9,7 @@ that is written again; the manifest's count of dropped duplicates is exact for w
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 __all__ = ["RecentIds"]
 
@@ -33,6 +34,24 @@ class RecentIds:
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._ids
+
+    def add_many(self, ids: Sequence[str]) -> list[int] | None:
+        """Remember ``ids`` (one page); returns the positions of those not seen before, or ``None`` if all
+        of them are new (the common case, checked in bulk at C speed)."""
+        if not self._capacity:
+            return None
+        known = self._ids
+        if known.isdisjoint(ids) and len(set(ids)) == len(ids):
+            known.update(ids)
+            self._order.extend(ids)
+            self._evict()
+            return None
+        return [position for position, event_id in enumerate(ids) if self.add(event_id)]
+
+    def _evict(self) -> None:
+        order, known = self._order, self._ids
+        for _ in range(len(order) - self._capacity):
+            known.discard(order.popleft())
 
     def add(self, event_id: str) -> bool:
         """Remember ``event_id``; returns ``False`` if it was already there (a duplicate)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,21 +203,17 @@ class _Ingestion:
             events_per_file=self.spec.events_per_file,
             max_events=self.spec.max_events,
         )
-        self.folder.commit_cursor(
-            record
-        )  # claim: from here on a crash of this run is tidied up by the next one
+        # The claim: from here on, if this run dies, the next run knows whose files to tidy up.
+        self.folder.commit_cursor(record)
         self.trace("claimed")
         return _Plan(IngestMode.NEW, record, FetchRange(after=start, limit=self.spec.max_events))
 
     # -- streaming ----------------------------------------------------------------------------------
 
     def _stream(self, plan: _Plan) -> RunRecord:
-        record = plan.record
-        per_file = record.events_per_file
-        files = list(record.files)
-        count, duplicates, fetched, pages = record.count, record.duplicates, record.fetched, record.pages
-        first_time, last_time = record.first_event_time, record.last_event_time
-        after = plan.fetch.after
+        """Fetch, dedupe, write and commit file by file; returns the run's final record."""
+        progress = _Progress(plan.record, plan.fetch.after)
+        per_file = plan.record.events_per_file
         seen = RecentIds(self.spec.dedupe_window)
         part: NdjsonPart | None = None
         prefetcher = PagePrefetcher(
@@ -228,73 +224,41 @@ class _Ingestion:
             page_size=self.spec.page_size,
             depth=self.prefetch_depth,
         )
-        clock = time.monotonic
-        started = next_log = clock()
-        run_fetched = 0
-
-        def snapshot(state: RunState = RunState.RUNNING) -> RunRecord:
-            return record.touched(
-                state=state,
-                end_after=after,
-                count=count,
-                duplicates=duplicates,
-                fetched=fetched,
-                pages=pages,
-                files=tuple(files),
-                first_event_time=first_time,
-                last_event_time=last_time,
-            )
-
+        started = next_log = time.monotonic()
         try:
             for page in prefetcher:
                 if self.cancel is not None and self.cancel.is_set():
                     raise IngestCancelledError(f"ingestion of {self.spec.resource} cancelled")
-                pages += 1
-                run_fetched += len(page.events)
                 self.trace("page")
-                batch: list[CloudEvent] = []
-                for event in page.events:
-                    fetched += 1
-                    after = event.id
-                    if not seen.add(event.id):
-                        duplicates += 1
-                        continue
-                    batch.append(event)
-                    count += 1
-                    event_time = event.time
-                    if event_time is not None:
-                        last_time = event_time
-                        if first_time is None:
-                            first_time = event_time
-                    if (part.events if part else 0) + len(batch) >= per_file:
-                        part = part or self._open_part(len(files), record.compression)
-                        part.write(encode_events(batch), len(batch))
-                        batch = []
-                        files.append(part.commit())
-                        part = None
-                        self.trace("part-committed")
-                        if plan.mode is not IngestMode.RERUN:
-                            self.folder.commit_cursor(snapshot())
-                            self.trace("checkpoint")
-                if batch:
-                    part = part or self._open_part(len(files), record.compression)
-                    part.write(encode_events(batch), len(batch))
+                events = page.events
+                ids = [event.id for event in events]
+                fresh = seen.add_many(ids)  # positions of first-seen events; None: all of them
+                kept = events if fresh is None else [events[i] for i in fresh]
+                done = 0  # how many of ``kept`` are written
+                while done < len(kept):
+                    part = part or self._open_part(len(progress.files), plan.record.compression)
+                    chunk = kept[done : done + per_file - part.events]
+                    part.write(encode_events(chunk), len(chunk))
+                    done += len(chunk)
+                    progress.saw_times(chunk)
+                    if part.events < per_file:
+                        break
+                    # The file is full: make it visible, then commit the cursor at its last event.
+                    progress.files.append(part.commit())
+                    part = None
+                    self.trace("part-committed")
+                    if plan.mode is not IngestMode.RERUN:
+                        last = done - 1 if fresh is None else fresh[done - 1]  # its position in the page
+                        self.folder.commit_cursor(progress.record(ids[: last + 1], written=done))
+                        self.trace("checkpoint")
+                progress.add_page(ids, written=len(kept))
                 self.trace("page-written")
-                now = clock()
+                now = time.monotonic()
                 if now >= next_log:
                     next_log = now + self.progress_seconds
-                    rate = run_fetched / (now - started) if now > started else 0.0
-                    self.log.info(
-                        "%s: %d events written, %d pages, %d duplicates dropped, %.0f events/s, after=%s",
-                        self.spec.resource,
-                        count,
-                        pages,
-                        duplicates,
-                        rate,
-                        after,
-                    )
+                    self._log_progress(progress, now - started)
             if part is not None:
-                files.append(part.commit())
+                progress.files.append(part.commit())
                 part = None
                 self.trace("part-committed")
         except BaseException:
@@ -304,17 +268,14 @@ class _Ingestion:
         finally:
             prefetcher.close()
 
-        if (
-            plan.mode is not IngestMode.RERUN
-            and plan.fetch.limit is not None
-            and run_fetched >= plan.fetch.limit
-        ):
+        limit = plan.fetch.limit
+        if plan.mode is not IngestMode.RERUN and limit is not None and progress.run_fetched >= limit:
             self.log.info(
-                "%s: reached max_events; the next run continues after=%s", self.spec.resource, after
+                "%s: reached max_events; the next run continues after=%s", self.spec.resource, progress.after
             )
-        self.folder.remove_stale(self.run_id, (p.name for p in files))
+        self.folder.remove_stale(self.run_id, (p.name for p in progress.files))
         self.trace("stale-removed")
-        final = snapshot(RunState.COMPLETE)
+        final = progress.record(state=RunState.COMPLETE)
         if plan.mode is IngestMode.RERUN:
             expected = plan.fetch.stop_at or plan.fetch.after
             if final.end_after != expected:
@@ -332,6 +293,63 @@ class _Ingestion:
         self.trace("manifest")
         return final
 
+    def _log_progress(self, progress: _Progress, seconds: float) -> None:
+        self.log.info(
+            "%s: %d events written, %d pages, %d duplicates dropped, %.0f events/s, after=%s",
+            self.spec.resource,
+            progress.count,
+            progress.pages,
+            progress.duplicates,
+            progress.run_fetched / seconds if seconds > 0 else 0.0,
+            progress.after,
+        )
+
     def _open_part(self, index: int, compression: str | None) -> NdjsonPart:
         key = f"{self.run_key}/{part_name(index, compression)}"
         return NdjsonPart(self.storage, key, compression)
+
+
+class _Progress:
+    """The counters of a run while it streams; :meth:`record` turns them into what gets committed."""
+
+    def __init__(self, start: RunRecord, after: str) -> None:
+        self.start = start
+        self.after = after
+        self.count, self.duplicates, self.fetched, self.pages = (
+            start.count,
+            start.duplicates,
+            start.fetched,
+            start.pages,
+        )
+        self.first_time, self.last_time = start.first_event_time, start.last_event_time
+        self.files = list(start.files)
+        self.run_fetched = 0  # events fetched by this attempt (the rate in the logs)
+
+    def saw_times(self, written: Sequence[CloudEvent]) -> None:
+        if self.first_time is None:
+            self.first_time = next((e.time for e in written if e.time is not None), None)
+        self.last_time = next((e.time for e in reversed(written) if e.time is not None), self.last_time)
+
+    def add_page(self, ids: Sequence[str], written: int) -> None:
+        self.pages += 1
+        self.run_fetched += len(ids)
+        self.fetched += len(ids)
+        self.count += written
+        self.duplicates += len(ids) - written
+        self.after = ids[-1]
+
+    def record(
+        self, ids: Sequence[str] = (), written: int = 0, state: RunState = RunState.RUNNING
+    ) -> RunRecord:
+        """The run record, including the first ``ids`` of the current page of which ``written`` were written."""
+        return self.start.touched(
+            state=state,
+            end_after=ids[-1] if ids else self.after,
+            count=self.count + written,
+            duplicates=self.duplicates + len(ids) - written,
+            fetched=self.fetched + len(ids),
+            pages=self.pages + (1 if ids else 0),
+            files=tuple(self.files),
+            first_event_time=self.first_time,
+            last_event_time=self.last_time,
+        )

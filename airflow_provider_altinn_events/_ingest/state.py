@@ -44,6 +44,10 @@ class Filters:
     subject: str | None = None
     alternative_subject: str | None = None
 
+    def __post_init__(self) -> None:
+        # Altinn matches any of the types: their order and repeats do not make another query.
+        object.__setattr__(self, "types", tuple(sorted(set(self.types))))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "types": list(self.types),

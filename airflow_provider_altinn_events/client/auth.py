@@ -115,14 +115,8 @@ class AltinnAuth(httpx.Auth):
         if response.status_code != 401 or not self._can_refresh:
             return
         with self._sync_lock:
-            current = self._fresh_token()
-            if current is None or current.value == token.value:
-                logger.info(
-                    "The Events API answered 401 to %s %s: fetching a new Altinn token once",
-                    request.method,
-                    request.url.path,
-                )
-                self._token = None
+            current = self._token_after_401(request, token)
+            if current is None:
                 current = yield from self._run_refresh_sync()
         self._authorize(request, current)
         yield request
@@ -147,14 +141,8 @@ class AltinnAuth(httpx.Auth):
         if response.status_code != 401 or not self._can_refresh:
             return
         async with self._get_async_lock():
-            current = self._fresh_token()
-            if current is None or current.value == token.value:
-                logger.info(
-                    "The Events API answered 401 to %s %s: fetching a new Altinn token once",
-                    request.method,
-                    request.url.path,
-                )
-                self._token = None
+            current = self._token_after_401(request, token)
+            if current is None:
                 flow = self._refresh_flow()
                 try:
                     step = next(flow)
@@ -181,6 +169,20 @@ class AltinnAuth(httpx.Auth):
         token = self._token
         if token is not None and token.is_fresh(self._clock(), self._margin):
             return token
+        return None
+
+    def _token_after_401(self, request: httpx.Request, refused: AltinnToken) -> AltinnToken | None:
+        """After a 401 to ``request`` sent with ``refused`` (caller holds the lock): the token another caller
+        fetched meanwhile, or ``None`` when this caller must fetch one (the refused token is dropped)."""
+        current = self._fresh_token()
+        if current is not None and current.value != refused.value:
+            return current
+        logger.info(
+            "The Events API answered 401 to %s %s: fetching a new Altinn token once",
+            request.method,
+            request.url.path,
+        )
+        self._token = None
         return None
 
     def _get_async_lock(self) -> asyncio.Lock:

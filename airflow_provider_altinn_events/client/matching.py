@@ -15,18 +15,24 @@ Paging rules it follows (CONTRACT.md, Part A section 5):
   subject) while we seek, so this costs one request per 1000 retained events that pass them.
 * Delivery is at least once, so an id seen before in the same wait is dropped (:data:`SEEN_IDS_LIMIT`).
 
-Nothing here imports Airflow or does I/O.
+The declarative ``where`` conditions an :class:`EventFilter` may carry are checked and applied by
+:mod:`.where`. Nothing here imports Airflow or does I/O.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from typing import Any
 
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
+from airflow_provider_altinn_events.client.urn import RESOURCE_PREFIX
+from airflow_provider_altinn_events.client.where import (
+    WHERE_OPERATORS,
+    like_match,
+    validate_where,
+    where_matches,
+)
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 __all__ = [
@@ -55,147 +61,6 @@ SEEK_PAGE_SIZE = 1000
 SEEN_IDS_LIMIT = 2048
 """How many recent event ids a poll state remembers to drop duplicates; bounded so a watcher that runs for
 months does not grow without end. The cursor only moves forward, so duplicates are always recent."""
-
-RESOURCE_PREFIX = "urn:altinn:resource:"
-
-WHERE_OPERATORS = frozenset(
-    {"eq", "ne", "in", "not_in", "prefix", "suffix", "contains", "like", "exists", "gt", "gte", "lt", "lte"}
-)
-"""Operators a ``where`` condition may use; a plain (non-dict) value means ``eq``."""
-
-_STRING_OPERATORS = frozenset({"prefix", "suffix", "like"})
-_LIST_OPERATORS = frozenset({"in", "not_in"})
-_ORDER_OPERATORS = frozenset({"gt", "gte", "lt", "lte"})
-_MISSING = object()
-
-
-@lru_cache(maxsize=256)
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    escaped = False
-    for char in pattern:
-        if escaped:
-            parts.append(re.escape(char))
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    if escaped:
-        parts.append(re.escape("\\"))
-    return re.compile("".join(parts), re.DOTALL)
-
-
-def like_match(pattern: str, value: str) -> bool:
-    """Match ``value`` the way the service matches ``type`` (SQL ``LIKE``, case-sensitive).
-
-    ``%`` matches any run of characters, ``_`` any one character, a backslash makes the next character
-    literal. Used for ``event_types`` and ``source`` so that our own check never disagrees with the server.
-    """
-    return _like_regex(pattern).fullmatch(value) is not None
-
-
-def _resolve(event: Mapping[str, Any], path: str) -> Any:
-    """Follow a dotted path (``data.status``, ``data.items.0.id``) into an event; ``_MISSING`` if absent."""
-    current: Any = event
-    for part in path.split("."):
-        if isinstance(current, Mapping):
-            if part not in current:
-                return _MISSING
-            current = current[part]
-        elif isinstance(current, list) and part.lstrip("-").isdigit():
-            index = int(part)
-            if not -len(current) <= index < len(current):
-                return _MISSING
-            current = current[index]
-        else:
-            return _MISSING
-    return current
-
-
-def _compare(operator: str, actual: Any, expected: Any) -> bool:
-    """One ``where`` operator; mismatched types (e.g. ``gt`` of a string and a number) are a non-match."""
-    if operator == "exists":
-        return (actual is not _MISSING) is bool(expected)
-    if actual is _MISSING:
-        return operator in {"ne", "not_in"}
-    if operator == "eq":
-        return bool(actual == expected)
-    if operator == "ne":
-        return bool(actual != expected)
-    if operator == "in":
-        return actual in expected
-    if operator == "not_in":
-        return actual not in expected
-    if operator == "contains":
-        if isinstance(actual, str):
-            return isinstance(expected, str) and expected in actual
-        return isinstance(actual, (list, Mapping)) and expected in actual
-    if operator in _STRING_OPERATORS:
-        if not isinstance(actual, str):
-            return False
-        if operator == "prefix":
-            return actual.startswith(expected)
-        if operator == "suffix":
-            return actual.endswith(expected)
-        return like_match(expected, actual)
-    # ordering: only numbers with numbers and strings with strings (ISO times compare as strings)
-    numbers = (int, float)
-    comparable = (
-        isinstance(actual, numbers)
-        and isinstance(expected, numbers)
-        and not isinstance(actual, bool)
-        and not isinstance(expected, bool)
-    ) or (isinstance(actual, str) and isinstance(expected, str))
-    if not comparable:
-        return False
-    if operator == "gt":
-        return bool(actual > expected)
-    if operator == "gte":
-        return bool(actual >= expected)
-    if operator == "lt":
-        return bool(actual < expected)
-    return bool(actual <= expected)
-
-
-def _validate_where(where: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a ``where`` filter once, up front, so a typo fails the task instead of matching nothing."""
-    if not isinstance(where, Mapping):
-        raise AltinnConfigError("where must be a mapping of field path to condition", field="where")
-    checked: dict[str, Any] = {}
-    for path, condition in where.items():
-        if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
-            raise AltinnConfigError(f"where: bad field path {path!r}", field="where")
-        if isinstance(condition, Mapping):
-            if not condition:
-                raise AltinnConfigError(f"where[{path!r}]: empty condition", field="where")
-            for operator, operand in condition.items():
-                if operator not in WHERE_OPERATORS:
-                    raise AltinnConfigError(
-                        f"where[{path!r}]: unknown operator {operator!r} (use one of {sorted(WHERE_OPERATORS)};"
-                        " wrap a literal dict in {'eq': ...})",
-                        field="where",
-                    )
-                if operator in _LIST_OPERATORS and not isinstance(operand, (list, tuple)):
-                    raise AltinnConfigError(f"where[{path!r}].{operator} needs a list", field="where")
-                if operator in _STRING_OPERATORS and not isinstance(operand, str):
-                    raise AltinnConfigError(f"where[{path!r}].{operator} needs a string", field="where")
-                if operator == "exists" and not isinstance(operand, bool):
-                    raise AltinnConfigError(f"where[{path!r}].exists needs true or false", field="where")
-                if operator in _ORDER_OPERATORS and (
-                    isinstance(operand, bool) or not isinstance(operand, (int, float, str))
-                ):
-                    raise AltinnConfigError(
-                        f"where[{path!r}].{operator} needs a number or string", field="where"
-                    )
-            checked[path] = {op: list(v) if isinstance(v, tuple) else v for op, v in condition.items()}
-        else:
-            checked[path] = list(condition) if isinstance(condition, tuple) else condition
-    return checked
 
 
 @dataclass(frozen=True)
@@ -242,7 +107,32 @@ class EventFilter:
                 "give subject or alternative_subject, not both (the service refuses both together)",
                 field="alternative_subject",
             )
-        object.__setattr__(self, "where", _validate_where(self.where or {}))
+        object.__setattr__(self, "where", validate_where(self.where or {}))
+
+    @classmethod
+    def from_arguments(
+        cls,
+        *,
+        resource: str,
+        event_types: Sequence[str] | str | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        source: str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> EventFilter:
+        """The filter from the sensor's and the triggers' arguments: one type may be given as a plain string,
+        and ``None`` means no types or no ``where`` conditions.
+
+        :raises AltinnConfigError: an argument is invalid (as for the constructor).
+        """
+        return cls(
+            resource=resource,
+            event_types=(event_types,) if isinstance(event_types, str) else tuple(event_types or ()),
+            subject=subject,
+            alternative_subject=alternative_subject,
+            source=source,
+            where=where or {},
+        )
 
     def server_query(self) -> dict[str, Any]:
         """Keyword arguments for ``list_events`` (everything the service itself can filter on)."""
@@ -272,14 +162,7 @@ class EventFilter:
             source = event.get("source")
             if not isinstance(source, str) or not like_match(self.source, source):
                 return False
-        for path, condition in self.where.items():
-            actual = _resolve(event, path)
-            if isinstance(condition, Mapping):
-                if not all(_compare(op, actual, operand) for op, operand in condition.items()):
-                    return False
-            elif not _compare("eq", actual, condition):
-                return False
-        return True
+        return where_matches(self.where, event)
 
     def to_dict(self) -> dict[str, Any]:
         """The filter as plain JSON (the form trigger kwargs and docs use)."""

@@ -27,6 +27,7 @@ from airflow_provider_altinn_events.client.errors import (
 )
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, Subscription, SubscriptionList
 from airflow_provider_altinn_events.client.settings import AltinnSettings
+from airflow_provider_altinn_events.client.urn import RESOURCE_PREFIX
 from airflow_provider_altinn_events.exceptions import AltinnConfigError, AltinnPayloadError
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 JSON = "application/json"
-RESOURCE_PREFIX = "urn:altinn:resource:"
 MAX_PAGE_SIZE = 1000
 
 

@@ -1,12 +1,13 @@
-"""Pre-flight checks of what we are about to send, with the service's own rules.
+"""Pre-flight checks of the events we are about to publish, with the service's own rules.
 
-Altinn rejects a bad CloudEvent or subscription request with a 400, but only after a token grant, a token
-exchange and a round trip, and for a batch only after some events already went out. Everything here runs
-before the first request, so a batch is either checked whole or not sent at all, and the error names the
-field and says what is allowed. The rules are the real service's (CONTRACT.md A.3, A.4, A.6, A.7): the
-CloudEvents SDK's attribute rules, Altinn's URN regex for ``resource``, the subscription endpoint and filter
-checks. Nothing here imports Airflow or does I/O; every error is an :class:`AltinnConfigError` whose
-``field`` names the argument at fault, e.g. ``event[2].resource``.
+Altinn rejects a bad CloudEvent with a 400, but only after a token grant, a token exchange and a round trip,
+and for a batch only after some events already went out. Everything here runs before the first request, so
+a batch is either checked whole or not sent at all, and the error names the field and says what is allowed.
+The rules are the real service's (CONTRACT.md A.3, A.4, A.6): the CloudEvents SDK's attribute rules and
+Altinn's URN regex for ``resource`` (POST /events), and the app event model (POST /app). The subscription
+checks (A.7) are in :mod:`.subscription_validation` and re-exported here. Nothing here imports Airflow or
+does I/O; every error is an :class:`AltinnConfigError` whose ``field`` names the argument at fault, e.g.
+``event[2].resource``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_altinn_events.client.subscription_validation import (
+    validate_subscription_id,
+    validate_subscription_request,
+)
+from airflow_provider_altinn_events.client.urn import RESOURCE_URN_PATTERN, URN_HELP, is_valid_urn
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 __all__ = [
@@ -35,12 +41,6 @@ __all__ = [
     "validate_subscription_request",
 ]
 
-#: Altinn's URN rule (``UriExtensions.IsValidUrn``): lowercase only, case-sensitive.
-RESOURCE_URN_PATTERN = re.compile(r"^urn:[a-z0-9-]{1,30}(:[a-z0-9()+,.\-;$_!/]{1,100}){1,10}$")
-_URN_HELP = (
-    "a lowercase URN matching urn:<nid>:<part>[:<part>...] (letters a-z, digits and ()+,.-;$_!/ only), "
-    "e.g. 'urn:altinn:resource:my-resource'"
-)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
 _ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]+$")
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -52,11 +52,6 @@ _STRING_ATTRIBUTES = ("id", "source", "type", "subject", "alternativesubject", "
 APP_EVENT_ATTRIBUTES = frozenset(
     {"specversion", "source", "type", "subject", "alternativesubject", "data", "dataschema", "contenttype"}
 )
-
-
-def is_valid_urn(value: object) -> bool:
-    """Whether Altinn would accept ``value`` as a resource URN (event ``resource``, subscription filter)."""
-    return isinstance(value, str) and RESOURCE_URN_PATTERN.fullmatch(value) is not None
 
 
 def coerce_event_list(value: Any, *, field: str = "event") -> list[Mapping[str, Any]]:
@@ -167,12 +162,12 @@ def validate_cloud_event(event: Mapping[str, Any], *, field: str = "event") -> N
     if resource is None or resource == "":
         raise AltinnConfigError(
             f"{field}.resource is missing: Altinn requires it ('A 'resource' property must be defined.'); "
-            f"use {_URN_HELP}",
+            f"use {URN_HELP}",
             field=f"{field}.resource",
         )
     if not is_valid_urn(resource):
         raise AltinnConfigError(
-            f"{field}.resource {resource!r} is not a valid urn: Altinn accepts only {_URN_HELP}",
+            f"{field}.resource {resource!r} is not a valid urn: Altinn accepts only {URN_HELP}",
             field=f"{field}.resource",
         )
     for name in _STRING_ATTRIBUTES[3:]:
@@ -245,111 +240,6 @@ def prepare_app_event(event: Mapping[str, Any], *, field: str = "event") -> dict
     if "data" in prepared:
         _check_json(prepared["data"], f"{field}.data")
     return prepared
-
-
-def validate_subscription_request(
-    *,
-    endpoint: Any,
-    resource_filter: Any = None,
-    source_filter: Any = None,
-    subject_filter: Any = None,
-    alternative_subject_filter: Any = None,
-    type_filter: Any = None,
-    include_subunits: Any = False,
-) -> dict[str, Any]:
-    """Check a subscription request with the checks POST /subscriptions makes, before sending it.
-
-    Empty or blank filters become ``None``: the service stores ``""`` as a filter that never matches, which
-    is never what a template that rendered nothing meant. ``endpoint`` must be an absolute https URL; plain
-    http is let through only for a loopback host, which only the emulator started with
-    ``--allow-http-webhooks`` accepts (the real service answers 400).
-
-    :return: the keyword arguments for ``create_subscription`` (snake_case, ``None`` for absent filters).
-    :raises AltinnConfigError: a rule is broken; ``field`` names the argument.
-    """
-    filters: dict[str, str | None] = {}
-    for name, value in (
-        ("resource_filter", resource_filter),
-        ("source_filter", source_filter),
-        ("subject_filter", subject_filter),
-        ("alternative_subject_filter", alternative_subject_filter),
-        ("type_filter", type_filter),
-    ):
-        if value is not None and not isinstance(value, str):
-            raise AltinnConfigError(f"{name} must be a string, got {type(value).__name__}", field=name)
-        filters[name] = value if isinstance(value, str) and value.strip() else None
-    if not isinstance(include_subunits, bool):
-        raise AltinnConfigError(
-            f"include_subunits must be True or False, got {include_subunits!r}", field="include_subunits"
-        )
-    if not isinstance(endpoint, str) or not endpoint.strip():
-        raise AltinnConfigError(
-            "endpoint is missing: give the absolute https URL Altinn should push events to", field="endpoint"
-        )
-    endpoint = endpoint.strip()
-    _check_endpoint(endpoint)
-    source = filters["source_filter"]
-    if source is not None:
-        parts = urlsplit(source)
-        if parts.scheme != "https" or not parts.netloc:
-            raise AltinnConfigError(
-                f"source_filter {source!r} must be an absolute URL with the https scheme (Altinn's rule), "
-                "e.g. 'https://ttd.apps.altinn.no/ttd/my-app'",
-                field="source_filter",
-            )
-    resource = filters["resource_filter"]
-    if resource is not None and not is_valid_urn(resource):
-        raise AltinnConfigError(
-            f"resource_filter {resource!r} is not a valid urn: Altinn accepts only {_URN_HELP}",
-            field="resource_filter",
-        )
-    if resource is None and source is None:
-        raise AltinnConfigError(
-            "resource_filter is required (e.g. 'urn:altinn:resource:my-resource'); only app subscriptions "
-            "may give a source_filter instead",
-            field="resource_filter",
-        )
-    if resource is not None and not resource.startswith("urn:altinn:resource:app_"):
-        if source is not None:
-            raise AltinnConfigError(
-                f"source_filter is not supported for subscriptions on {resource!r} (only app resources, "
-                "urn:altinn:resource:app_{org}_{app}, take one)",
-                field="source_filter",
-            )
-        if filters["alternative_subject_filter"] is not None:
-            raise AltinnConfigError(
-                f"alternative_subject_filter is not supported for subscriptions on {resource!r} (only app "
-                "resources take one); use subject_filter",
-                field="alternative_subject_filter",
-            )
-    if (
-        include_subunits
-        and filters["subject_filter"] is None
-        and filters["alternative_subject_filter"] is None
-    ):
-        raise AltinnConfigError(
-            "include_subunits requires a subject filter (subject_filter, or alternative_subject_filter on an "
-            "app resource)",
-            field="include_subunits",
-        )
-    return {"endpoint": endpoint, **filters, "include_subunits": include_subunits}
-
-
-def validate_subscription_id(value: Any, *, field: str = "subscription_id") -> int:
-    """Accept a subscription id as an int or a string of digits (what a template renders to).
-
-    :raises AltinnConfigError: anything else, or a number below 1.
-    """
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    if number is None or number < 1:
-        raise AltinnConfigError(
-            f"{field} must be a positive integer (the 'id' of a subscription), got {value!r}", field=field
-        )
-    return number
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -469,20 +359,3 @@ def _check_extension_value(name: str, value: Any, field: str) -> None:
         f"32-bit integer, got {value!r}; put structured content in 'data'",
         field=f"{field}.{name}",
     )
-
-
-def _check_endpoint(endpoint: str) -> None:
-    parts = urlsplit(endpoint)
-    if parts.scheme == "https" and parts.netloc:
-        return
-    if parts.scheme == "http" and parts.hostname is not None and _is_loopback(parts.hostname):
-        return
-    raise AltinnConfigError(
-        f"endpoint {endpoint!r} must be an absolute https URL (Altinn pushes only to https; plain http is "
-        "let through only for a loopback address, for the emulator)",
-        field="endpoint",
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or re.fullmatch(r"127(\.\d{1,3}){3}", host) is not None

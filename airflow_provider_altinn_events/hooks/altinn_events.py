@@ -102,7 +102,6 @@ class AltinnEventsHook(BaseHook):  # type: ignore[misc]  # airflow is not type-c
         from airflow_provider_altinn_events.client.retry import RetryPolicy
         from airflow_provider_altinn_events.client.settings import AltinnAuthMode
         from airflow_provider_altinn_events.exceptions import (
-            AltinnAPIError,
             AltinnAuthError,
             AltinnConfigError,
             AltinnError,
@@ -131,9 +130,7 @@ class AltinnEventsHook(BaseHook):  # type: ignore[misc]  # airflow is not type-c
             return False, f"Exchange step failed (Altinn token exchange, {settings.exchange_url}): {error}"
         except AltinnAuthError as error:
             return False, f"Token step failed: {error}"
-        except AltinnAPIError as error:
-            return False, f"Events call failed (Events API, {settings.events_url}): {error}"
-        except AltinnError as error:
+        except AltinnError as error:  # an API error status, a transport error or a bad response
             return False, f"Events call failed (Events API, {settings.events_url}): {error}"
 
         valid = ""

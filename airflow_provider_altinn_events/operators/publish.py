@@ -170,13 +170,26 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
         self.altinn_events_conn_id = altinn_events_conn_id
         self.max_concurrency = max_concurrency
 
-    def _send_all(
-        self,
-        events: list[dict[str, Any]],
-        send_sync: Callable[[Any, dict[str, Any]], Any],
-        send_async: Callable[[Any, dict[str, Any]], Awaitable[Any]],
-    ) -> _Outcome:
-        """One event on the hook's sync client; a list on the async client with bounded concurrency."""
+    def _prepare(
+        self, prepare: Callable[[Mapping[str, Any], int, str], dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The ``event`` argument as a list of events ready to send, each made by ``prepare(raw, position,
+        field)`` (``field`` names the event in errors); if one is invalid, none is sent."""
+        from airflow_provider_altinn_events.client.validation import coerce_event_list
+
+        try:
+            raw_events = coerce_event_list(self.event)
+            name = "event" if len(raw_events) == 1 else "event[{}]"
+            return [prepare(raw, i, name.format(i)) for i, raw in enumerate(raw_events)]
+        except AltinnConfigError as error:
+            raise AirflowFailException(f"Nothing was published: {error}") from error
+
+    def _send_all(self, events: list[dict[str, Any]], send: Callable[[Any, dict[str, Any]], Any]) -> _Outcome:
+        """One event on the hook's sync client; a list on the async client with bounded concurrency.
+
+        :param send: ``send(client, event)`` publishes one event; the two clients have the same methods, so
+            the same call serves both (on the async client it returns an awaitable).
+        """
         from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
@@ -192,7 +205,7 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
                 client = hook.get_conn()
                 for position, event in enumerate(events):
                     try:
-                        outcome.results[position] = send_sync(client, event)
+                        outcome.results[position] = send(client, event)
                     except Exception as error:
                         outcome.errors[position] = error
                         break
@@ -205,7 +218,7 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
 
             async with AsyncAltinnEventsClient(settings) as client:
                 return await _publish_concurrently(
-                    events, lambda event: send_async(client, event), self.max_concurrency
+                    events, lambda event: send(client, event), self.max_concurrency
                 )
 
         return _run_coroutine(publish_all())
@@ -276,31 +289,19 @@ class AltinnEventsPublishOperator(_PublishBase):
     """
 
     def execute(self, context: Context) -> list[str]:
-        from airflow_provider_altinn_events.client.validation import coerce_event_list, prepare_cloud_event
+        from airflow_provider_altinn_events.client.validation import prepare_cloud_event
 
         ti = context["ti"]
-        try:
-            raw_events = coerce_event_list(self.event)
-            name = "event" if len(raw_events) == 1 else "event[{}]"
-            events = [
-                prepare_cloud_event(
-                    raw,
-                    default_id=event_id_for(
-                        ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1), i
-                    ),
-                    field=name.format(i),
-                )
-                for i, raw in enumerate(raw_events)
-            ]
-        except AltinnConfigError as error:
-            raise AirflowFailException(f"Nothing was published: {error}") from error
+        events = self._prepare(
+            lambda raw, i, field: prepare_cloud_event(
+                raw,
+                default_id=event_id_for(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1), i),
+                field=field,
+            )
+        )
         ids = [str(event["id"]) for event in events]
         self.log.info("Publishing %d event(s) to Altinn; ids %s", len(events), _listing(ids))
-        outcome = self._send_all(
-            events,
-            lambda client, event: client.publish(event),
-            lambda client, event: client.publish(event),
-        )
+        outcome = self._send_all(events, lambda client, event: client.publish(event))
         self._fail(outcome, len(events), ids)
         self.log.info("Published %d event(s)", len(events))
         return ids
@@ -341,20 +342,11 @@ class AltinnEventsPublishAppEventOperator(_PublishBase):
     _what = "app event"
 
     def execute(self, context: Context) -> list[str]:
-        from airflow_provider_altinn_events.client.validation import coerce_event_list, prepare_app_event
+        from airflow_provider_altinn_events.client.validation import prepare_app_event
 
-        try:
-            raw_events = coerce_event_list(self.event)
-            name = "event" if len(raw_events) == 1 else "event[{}]"
-            events = [prepare_app_event(raw, field=name.format(i)) for i, raw in enumerate(raw_events)]
-        except AltinnConfigError as error:
-            raise AirflowFailException(f"Nothing was published: {error}") from error
+        events = self._prepare(lambda raw, i, field: prepare_app_event(raw, field=field))
         self.log.info("Publishing %d app event(s) to Altinn", len(events))
-        outcome = self._send_all(
-            events,
-            lambda client, event: client.publish_app_event(event),
-            lambda client, event: client.publish_app_event(event),
-        )
+        outcome = self._send_all(events, lambda client, event: client.publish_app_event(event))
         self._fail(outcome, len(events), [None] * len(events))
         ids = [str(outcome.results[position]) for position in range(len(events))]
         self.log.info("Published %d app event(s); ids %s", len(ids), _listing(ids))

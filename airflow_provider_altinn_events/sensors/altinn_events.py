@@ -221,15 +221,9 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         self.log.info(
             "Deferring: waiting in the triggerer for events of %s after %s", event_filter.resource, start
         )
-        flt = event_filter.to_dict()
         self.defer(
             trigger=AltinnEventsSensorTrigger(
-                resource=flt["resource"],
-                event_types=flt["event_types"],
-                subject=flt["subject"],
-                alternative_subject=flt["alternative_subject"],
-                source=flt["source"],
-                where=flt["where"],
+                **event_filter.to_dict(),  # the filter's keys are the trigger's filter arguments
                 after=start,
                 min_events=self.min_events,
                 max_events=self.max_events,
@@ -246,14 +240,13 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         from airflow_provider_altinn_events.client.matching import EventFilter, initial_state
 
         if self._state is None or self._filter is None:
-            types = self.event_types
-            self._filter = EventFilter(
+            self._filter = EventFilter.from_arguments(
                 resource=self.resource,
-                event_types=(types,) if isinstance(types, str) else tuple(types or ()),
+                event_types=self.event_types,
                 subject=self.subject or None,
                 alternative_subject=self.alternative_subject or None,
                 source=self.source or None,
-                where=self.where or {},
+                where=self.where,
             )
             self._state = initial_state(str(self.after))
         return self._state, self._filter

@@ -8,9 +8,9 @@ Shared rules (DESIGN.md 4.4, PERFORMANCE-NOTES.md):
 
 * kwargs are plain JSON and hold the connection id, never a token; ``serialize()`` names the class from
   ``type(self)`` so subclasses serialize as themselves;
-* one :class:`AsyncAltinnEventsClient` per (connection id, event loop) per process: every trigger of a
-  triggerer that uses the same connection shares one connection pool and one token, and the client refreshes
-  that token itself, however long the wait;
+* one :class:`AsyncAltinnEventsClient` per (connection id, event loop) per process (``_runtime.py``): every
+  trigger of a triggerer that uses the same connection shares one connection pool and one token, and the
+  client refreshes that token itself, however long the wait;
 * the first poll is spread over ``poll_interval`` (jitter), so a triggerer restart does not make every
   trigger poll at the same instant;
 * transient errors are retried inside the client; what still fails counts against a consecutive-failure
@@ -25,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
+
+from airflow_provider_altinn_events.triggers._runtime import _CLIENTS, _CursorStore
 
 if TYPE_CHECKING:
     from airflow_provider_altinn_events.client import AsyncAltinnEventsClient, EventPage
@@ -37,72 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["AltinnEventsSensorTrigger", "AltinnEventsWatcherTrigger"]
 
 DEFAULT_CONN_ID = "altinn_events_default"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# One client per (connection id, event loop), shared by every trigger in this process
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _SharedClient:
-    loop: asyncio.AbstractEventLoop
-    opening: asyncio.Task[AsyncAltinnEventsClient]
-    users: int = 0
-
-
-@dataclass
-class _SharedClients:
-    """Reference-counted async clients keyed by connection id and the running event loop.
-
-    The triggerer runs all triggers in one loop; sharing means one token exchange and one pool for N
-    triggers. The loop is part of the key (and checked by identity) because an httpx/aiohttp client must
-    only be used from the loop that created it. All bookkeeping runs on that loop, so no lock is needed.
-    """
-
-    entries: dict[tuple[str, int], _SharedClient] = field(default_factory=dict)
-
-    async def acquire(self, conn_id: str) -> AsyncAltinnEventsClient:
-        loop = asyncio.get_running_loop()
-        key = (conn_id, id(loop))
-        entry = self.entries.get(key)
-        if entry is None or entry.loop is not loop:
-            entry = _SharedClient(loop, loop.create_task(_open_client(conn_id)))
-            self.entries[key] = entry
-        try:
-            client = await asyncio.shield(entry.opening)
-        except Exception:
-            if self.entries.get(key) is entry:
-                del self.entries[key]  # let the next trigger try again (e.g. after a connection fix)
-            raise
-        entry.users += 1
-        return client
-
-    async def release(self, conn_id: str, client: AsyncAltinnEventsClient) -> None:
-        loop = asyncio.get_running_loop()
-        key = (conn_id, id(loop))
-        entry = self.entries.get(key)
-        if (
-            entry is None
-            or entry.loop is not loop
-            or not entry.opening.done()
-            or entry.opening.result() is not client
-        ):
-            await client.aclose()
-            return
-        entry.users -= 1
-        if entry.users <= 0:
-            del self.entries[key]
-            await client.aclose()
-
-
-async def _open_client(conn_id: str) -> AsyncAltinnEventsClient:
-    from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
-
-    return await AltinnEventsHook(conn_id).get_async_conn()
-
-
-_CLIENTS = _SharedClients()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -121,14 +56,13 @@ def _filter_kwargs(
     """Normalise and check the filter arguments (at construction, so a watcher's typo is a DAG import error)."""
     from airflow_provider_altinn_events.client.matching import EventFilter
 
-    types = [event_types] if isinstance(event_types, str) else list(event_types or [])
-    checked = EventFilter(
+    checked = EventFilter.from_arguments(
         resource=resource,
-        event_types=tuple(types),
+        event_types=event_types,
         subject=subject,
         alternative_subject=alternative_subject,
         source=source,
-        where=where or {},
+        where=where,
     )
     return checked.to_dict()
 
@@ -137,12 +71,28 @@ class _AltinnPolling:
     """Fetching, failure counting and jitter, shared by both triggers (mixed into BaseTrigger subclasses)."""
 
     filter_kwargs: dict[str, Any]
+    after: str
     poll_interval: float
     max_consecutive_failures: int
     altinn_events_conn_id: str
     log: Any
     permanent_errors_fail_fast = False
     """Whether an error retrying cannot fix (400, 403, a refused grant) ends the wait at once."""
+
+    def _serialize(self, **own: Any) -> tuple[str, dict[str, Any]]:
+        """The class path and kwargs: the filter and ``after``, then the trigger's ``own`` kwargs, then the
+        failure budget and the connection. Keep the order: Airflow identifies a watcher by a hash of its
+        kwargs as serialized, so reordering them would make every deployed watcher new."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                **self.filter_kwargs,
+                "after": self.after,
+                **own,
+                "max_consecutive_failures": self.max_consecutive_failures,
+                "altinn_events_conn_id": self.altinn_events_conn_id,
+            },
+        )
 
     def _event_filter(self) -> EventFilter:
         from airflow_provider_altinn_events.client.matching import EventFilter
@@ -248,17 +198,8 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         self.altinn_events_conn_id = altinn_events_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                **self.filter_kwargs,
-                "after": self.after,
-                "min_events": self.min_events,
-                "max_events": self.max_events,
-                "poll_interval": self.poll_interval,
-                "max_consecutive_failures": self.max_consecutive_failures,
-                "altinn_events_conn_id": self.altinn_events_conn_id,
-            },
+        return self._serialize(
+            min_events=self.min_events, max_events=self.max_events, poll_interval=self.poll_interval
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -273,8 +214,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         event_filter = self._event_filter()
         resource = event_filter.resource
         state = initial_state(self.after)
-        client = await _CLIENTS.acquire(self.altinn_events_conn_id)
-        try:
+        async with _CLIENTS.lease(self.altinn_events_conn_id) as client:
             await self._first_poll_jitter()
             while True:
                 try:
@@ -296,62 +236,11 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
                     return TriggerPayload.success(resource, state.after, state.matched).to_dict()
                 if step.at_end:
                     await asyncio.sleep(self.poll_interval)
-        finally:
-            await _CLIENTS.release(self.altinn_events_conn_id, client)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The asset watcher: runs for as long as the asset is watched
 # ---------------------------------------------------------------------------------------------------------
-
-
-class _CursorStore:
-    """The watcher's cursor in the asset state store, or in memory where there is none.
-
-    One trigger row can watch several assets (same class and kwargs in several ``Asset`` objects); the
-    accessor then refuses direct ``aget``/``aset``, so the cursor is written to every watched asset and read
-    from the first that has one.
-    """
-
-    def __init__(self, store: Any, key: str, log: Any) -> None:
-        self.key = key
-        self.accessors: list[Any] = []
-        self.saved: str | None = None
-        if store is None:
-            log.info(
-                "No asset state store (dag.test(), a plain test, or Airflow before 3.3): the cursor is kept in "
-                "memory only, so a restart starts again from the trigger's `after`."
-            )
-        elif callable(getattr(store, "aget", None)) and _single_asset(store):
-            self.accessors = [store]
-        else:
-            by_name = getattr(store, "_by_name", {}) or {}
-            by_uri = getattr(store, "_by_uri", {}) or {}
-            self.accessors = [*by_name.values(), *by_uri.values()] or [store]
-
-    @property
-    def durable(self) -> bool:
-        return bool(self.accessors)
-
-    async def load(self) -> str | None:
-        for accessor in self.accessors:
-            value = await accessor.aget(self.key, None)
-            if isinstance(value, str) and value:
-                self.saved = value
-                return value
-        return None
-
-    async def save(self, after: str) -> None:
-        if after == self.saved:
-            return
-        for accessor in self.accessors:
-            await accessor.aset(self.key, after)
-        self.saved = after
-
-
-def _single_asset(store: Any) -> bool:
-    total = getattr(store, "_total", None)
-    return total is None or total == 1
 
 
 class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ignore[misc]
@@ -411,17 +300,10 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         self.altinn_events_conn_id = altinn_events_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                **self.filter_kwargs,
-                "after": self.after,
-                "poll_interval": self.poll_interval,
-                "max_events_per_trigger_event": self.max_events_per_trigger_event,
-                "cursor_key": self.cursor_key,
-                "max_consecutive_failures": self.max_consecutive_failures,
-                "altinn_events_conn_id": self.altinn_events_conn_id,
-            },
+        return self._serialize(
+            poll_interval=self.poll_interval,
+            max_events_per_trigger_event=self.max_events_per_trigger_event,
+            cursor_key=self.cursor_key,
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -440,8 +322,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
             "stored" if stored else "start",
         )
         batch = self.max_events_per_trigger_event
-        client = await _CLIENTS.acquire(self.altinn_events_conn_id)
-        try:
+        async with _CLIENTS.lease(self.altinn_events_conn_id) as client:
             await self._first_poll_jitter()
             while True:
                 page = await self._fetch_page(client, event_filter, state)
@@ -455,13 +336,9 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
                     )
                     state = state.handed_over()
                     await asyncio.sleep(self.poll_interval)
-                elif step.at_end:
-                    await self._save(
-                        cursor, state.after
-                    )  # e.g. the end found for "latest", or skipped events
+                elif step.at_end:  # nothing to emit: e.g. the end found for "latest", or skipped events
+                    await self._save(cursor, state.after)
                     await asyncio.sleep(self.poll_interval)
-        finally:
-            await _CLIENTS.release(self.altinn_events_conn_id, client)
 
     async def _save(self, cursor: _CursorStore, after: str) -> None:
         try:

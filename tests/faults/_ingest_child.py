@@ -1,8 +1,8 @@
 """Run one ingestion (the operator's pipeline, without Airflow) in a process a test can SIGKILL.
 
 Usage: ``python -m tests.faults._ingest_child --dest D --run-id R --resource U [--kill-at POINT:N] ...``
-with the connection JSON (the ``AIRFLOW_CONN_...`` form) in ``ALTINN_INGEST_CONN``. On success it prints the
-run's summary as one JSON line. With ``--kill-at POINT:N`` it kills itself with SIGKILL the N-th time the
+with the connection JSON (the ``AIRFLOW_CONN_...`` form) in ``ALTINN_INGEST_CONN``. It prints ``started`` when the
+pipeline starts and, on success, the run's summary as one JSON line. With ``--kill-at POINT:N`` it kills itself with SIGKILL the N-th time the
 pipeline passes trace point POINT: no ``finally``, no flush, exactly like the OOM killer or a lost node.
 """
 
@@ -17,13 +17,14 @@ from types import SimpleNamespace
 
 
 def _killer(spec: str | None) -> object:
-    if not spec:
-        return None
-    point, _, nth = spec.rpartition(":")
+    point, _, nth = (spec or "-:0").rpartition(":")
     remaining = int(nth)
 
     def trace(name: str) -> None:
         nonlocal remaining
+        if name == "start":  # lets a test time a kill from the moment the pipeline starts
+            sys.stdout.write("started\n")
+            sys.stdout.flush()
         if name == point:
             remaining -= 1
             if remaining == 0:

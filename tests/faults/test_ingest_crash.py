@@ -46,7 +46,7 @@ SCHEDULE = [
     ("json-written:_cursor.json:3", "next"),  # a checkpoint in its temp file; given up
     ("json-written:_manifest.json:1", "retry"),  # the dead run's manifest in its temp file
     ("checkpoint:2", "retry"),
-    ("part-committed:5", "retry"),  # the run's last file is visible, the final cursor not written
+    ("part-committed:3", "retry"),  # (a resumed run: its 3rd file is its last) visible, no final cursor
     ("stale-removed:1", "next"),
     ("json-written:_cursor.json:7", "retry"),  # the final cursor in its temp file
     ("final-cursor:1", "retry"),  # committed, but no manifest yet
@@ -69,9 +69,9 @@ def _child(conn: str, dest: Path, run_id: str, kill_at: str | None = None) -> su
         "--page-size",
         "500",
         "--events-per-file",
-        "2000",
+        "1000",
         "--max-events",
-        "15000",
+        "5000",
         "--compression",
         "gzip",
     ]
@@ -115,8 +115,10 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(altinn_emulator: An
 
     for point, then in SCHEDULE + [(None, rng.choice(["retry", "next"])) for _ in range(TIMED_KILLS)]:
         process = _child(conn_json, tmp_path, next_run_id(), point)
-        if point is None:  # kill at a random moment instead of a named point
-            time.sleep(rng.uniform(0.5, 1.5))
+        if point is None:  # kill at a random moment of the run instead of at a named point
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "started"
+            time.sleep(rng.uniform(0.0, 0.3))
             process.send_signal(signal.SIGKILL)
         code, result = _finish(process)
         log.append((next_run_id(), point or "timed", code, result and result["count"]))

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStatus
-from airflow_provider_altinn_events.triggers.altinn_events import _CLIENTS, AltinnEventsWatcherTrigger
+from airflow_provider_altinn_events.triggers._runtime import _CLIENTS
+from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsWatcherTrigger
 from tests.airflow_support import EXAMPLE_DAGS
 
 pytestmark = pytest.mark.integration

@@ -111,7 +111,7 @@ def object_store_root(name: str) -> Any:
                 return UploadOnClose(self, self._strip_protocol(path), mode, block_size=1 << 16)
             return super()._open(path, mode, **kwargs)
 
-    class ObjectStorePath(MemoryPath):  # type: ignore[misc]
+    class ObjectStorePath(MemoryPath):
         pass
 
     if OBJECT_STORE_PROTOCOL not in fsspec.registry:

@@ -30,11 +30,13 @@ def all_ids(resource_folder: Path) -> list[str]:
 
 
 def manifest(run_folder: Path) -> dict[str, Any]:
-    return json.loads((run_folder / "_manifest.json").read_text())
+    data: dict[str, Any] = json.loads((run_folder / "_manifest.json").read_text())
+    return data
 
 
 def cursor(resource_folder: Path) -> dict[str, Any]:
-    return json.loads((resource_folder / "_cursor.json").read_text())
+    data: dict[str, Any] = json.loads((resource_folder / "_cursor.json").read_text())
+    return data
 
 
 def check_consistent(resource_folder: Path) -> Counter[str]:

@@ -27,3 +27,16 @@ def test_zero_capacity_keeps_everything() -> None:
 def test_negative_capacity_is_refused() -> None:
     with pytest.raises(ValueError):
         RecentIds(-1)
+
+
+def test_add_many_fast_path_and_positions() -> None:
+    seen = RecentIds(5)
+    assert seen.add_many(["a", "b", "c"]) is None
+    assert seen.add_many(["d", "a", "e", "e"]) == [0, 2]
+    assert len(seen) == 5 and "a" in seen
+    assert seen.add_many(["f", "g", "h", "i", "j", "k"]) is None  # more than the window at once
+    assert len(seen) == 5 and "f" not in seen and "k" in seen
+
+
+def test_add_many_when_turned_off() -> None:
+    assert RecentIds(0).add_many(["a", "a"]) is None

@@ -60,3 +60,8 @@ def test_malformed_cursor_is_refused_with_the_file_named(mutate: object, message
     with pytest.raises(IngestStateError, match=message) as info:
         CursorFile.from_dict(data, "s3://b/x/_cursor.json")
     assert "s3://b/x/_cursor.json" in str(info.value)
+
+
+def test_type_order_and_repeats_do_not_make_another_query() -> None:
+    assert Filters(("b", "a", "b")) == Filters(("a", "b"))
+    assert Filters(("b", "a")).to_dict()["types"] == ["a", "b"]

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_altinn_events.triggers.altinn_events import _CLIENTS
+from airflow_provider_altinn_events.triggers._runtime import _CLIENTS
 
 
 @pytest.fixture(autouse=True)

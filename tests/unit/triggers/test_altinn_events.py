@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
+from airflow_provider_altinn_events.triggers._runtime import _CursorStore
 from airflow_provider_altinn_events.triggers.altinn_events import (
     AltinnEventsSensorTrigger,
     AltinnEventsWatcherTrigger,
-    _CursorStore,
 )
 
 RES = "urn:altinn:resource:ttd-test"

@@ -12,8 +12,8 @@ import pytest
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStatus
+from airflow_provider_altinn_events.triggers._runtime import _CLIENTS
 from airflow_provider_altinn_events.triggers.altinn_events import (
-    _CLIENTS,
     AltinnEventsSensorTrigger,
     AltinnEventsWatcherTrigger,
 )

@@ -1,0 +1,333 @@
+"""What the fault tests share: the four components under test, run as Airflow runs them, and fault bookkeeping.
+
+Components (each reads its connection from an ``AIRFLOW_CONN_...`` variable, as in a real deployment):
+
+* ``sensor (poke)``: :class:`AltinnEventsSensor` in poke mode, ``execute()`` on the sync client;
+* ``sensor trigger``: :class:`AltinnEventsSensorTrigger` rebuilt from its serialized kwargs (as the triggerer
+  does), ``run()`` until it fires, its payload handed to the sensor's ``execute_complete``;
+* ``watcher trigger``: :class:`AltinnEventsWatcherTrigger` with an in-memory asset state store;
+* ``publish operator``: :class:`AltinnEventsPublishOperator` publishing a list (the async client path).
+
+Faults are registered through the emulator's admin API; :class:`Faults` remembers what it registered so
+that a test can say how many faulted responses the emulator actually served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStatus
+from airflow_provider_altinn_events.emulator.handle import EmulatorHandle
+from airflow_provider_altinn_events.operators.publish import AltinnEventsPublishOperator
+from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
+from airflow_provider_altinn_events.triggers.altinn_events import (
+    AltinnEventsSensorTrigger,
+    AltinnEventsWatcherTrigger,
+)
+
+EVENTS_PATH = "/events/api/v1/events"
+CONN_ID = "altinn_faults"
+COMPONENTS = ("sensor (poke)", "sensor trigger", "watcher trigger", "publish operator")
+READERS = COMPONENTS[:3]
+RUN_TIMEOUT = 60.0
+
+
+def new_resource(tag: str) -> str:
+    """A resource of its own for one test, so runs never see each other's events."""
+    return f"urn:altinn:resource:faults-{tag}-{uuid.uuid4().hex[:8]}"
+
+
+class FakeTI:
+    """What the operators and the sensor use of a task instance: identity and ``xcom_push``."""
+
+    def __init__(self, run_id: str = "manual__faults") -> None:
+        self.dag_id = "fault_suite"
+        self.task_id = "task"
+        self.run_id = run_id
+        self.map_index = -1
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+class FakeStore:
+    """A single-asset ``asset_state_store``: async ``aget``/``aset`` of JSON values, as the triggerer injects."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+
+def connection_env(handle: EmulatorHandle, **extra: Any) -> tuple[str, str]:
+    """The environment variable that defines :data:`CONN_ID` for ``handle`` (name, value)."""
+    return f"AIRFLOW_CONN_{CONN_ID.upper()}", handle.connection_json(**extra)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Faults
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    """Registers faults on one emulator and counts how many of them were served."""
+
+    handle: EmulatorHandle
+    registered: dict[int, int] = field(default_factory=dict)  # fault id -> times
+    extra_served: int = 0
+
+    def add(self, *, times: int, **fault: Any) -> None:
+        """Register a fault that is used up after ``times`` matching requests (so it can be counted)."""
+        created = self.handle.add_fault(times=times, **fault)
+        self.registered[int(created["id"])] = times
+
+    def remaining(self) -> dict[int, int]:
+        listed = self.handle.admin.get("/_emulator/faults").json()["faults"]
+        return {int(f["id"]): int(f["times"]) for f in listed if f.get("times") is not None}
+
+    def served(self) -> int:
+        """Faulted responses served so far (registered ``times`` minus what is left of each)."""
+        left = self.remaining()
+        return self.extra_served + sum(times - left.get(fid, 0) for fid, times in self.registered.items())
+
+    def clear(self) -> int:
+        """Stop injecting; returns the faults served."""
+        served = self.served()
+        self.handle.clear_faults()
+        return served
+
+    @contextmanager
+    def share_of_calls(
+        self, share: float, *, seconds: float, method: str, path: str = EVENTS_PATH, status: int = 503
+    ) -> Iterator[None]:
+        """For ``seconds``, answer about ``share`` of the matching calls with ``status``.
+
+        The emulator's faults count (``times``), they have no probability; interleaving gets the share: for
+        every 10 matching requests the emulator has counted, a fault for the next ``round(share * 10)`` is
+        registered. A thread watches ``/_emulator/stats`` every 10 ms.
+        """
+        per_ten = max(1, round(share * 10))
+        key = f"{method} {path}"
+        stop = threading.Event()
+
+        def count(client: httpx.Client) -> int:
+            return int(client.get("/_emulator/stats").json()["requests"].get(key, 0))
+
+        def pattern() -> None:
+            with httpx.Client(base_url=self.handle.base_url, timeout=10) as client:
+                start = count(client)
+                mark = 0
+                created = client.post(
+                    "/_emulator/faults", json={"method": method, "path": path, "status": status, "times": per_ten}
+                ).json()
+                self.registered[int(created["id"])] = per_ten
+                deadline = time.monotonic() + seconds
+                while not stop.is_set() and time.monotonic() < deadline:
+                    seen = count(client) - start
+                    while seen >= mark + 10:
+                        mark += 10
+                        created = client.post(
+                            "/_emulator/faults",
+                            json={"method": method, "path": path, "status": status, "times": per_ten},
+                        ).json()
+                        self.registered[int(created["id"])] = per_ten
+                    stop.wait(0.01)
+
+        thread = threading.Thread(target=pattern, name="fault-pattern", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(10)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading what the emulator holds (with the admin client, never with the code under test)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def stored_ids(handle: EmulatorHandle, resource: str) -> list[str]:
+    """Every event id the emulator holds for ``resource``, in order (call with no faults registered)."""
+    token = handle.altinn_token(["altinn:events.subscribe"])
+    ids: list[str] = []
+    after = "0"
+    while True:
+        response = handle.admin.get(
+            EVENTS_PATH,
+            params={"resource": resource, "after": after, "size": 1000},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        response.raise_for_status()
+        page = response.json()
+        if not page:
+            return ids
+        ids += [str(event["id"]) for event in page]
+        after = ids[-1]
+
+
+def events_requests(handle: EmulatorHandle) -> int:
+    """Requests the emulator counted on any Altinn path (token services and Events API)."""
+    return sum(int(n) for n in handle.stats()["requests"].values())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The components
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """How one component run ended: ids it delivered (or published), and the error if it failed."""
+
+    ids: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+    payload: TriggerPayload | None = None
+    after: str | None = None
+
+
+def sensor(resource: str, **kwargs: Any) -> AltinnEventsSensor:
+    kwargs.setdefault("poll_interval", 0.1)
+    kwargs.setdefault("timeout", RUN_TIMEOUT)
+    return AltinnEventsSensor(
+        task_id="wait_for_events",
+        resource=resource,
+        deferrable=False,
+        altinn_events_conn_id=CONN_ID,
+        **kwargs,
+    )
+
+
+async def run_sensor_poke(resource: str, *, min_events: int, after: str = "0", **kwargs: Any) -> Outcome:
+    """The sensor in poke mode (sync client, in a worker thread as on a worker)."""
+    ti = FakeTI()
+    task = sensor(resource, min_events=min_events, after=after, **kwargs)
+    try:
+        events = await asyncio.to_thread(task.execute, {"ti": ti})
+    except Exception as error:
+        return Outcome(error=error, after=after)
+    return Outcome(ids=[str(e["id"]) for e in events], after=ti.pushed.get("after"))
+
+
+async def run_sensor_trigger(
+    resource: str, *, min_events: int, after: str = "0", max_consecutive_failures: int = 10
+) -> Outcome:
+    """The sensor's trigger as the triggerer runs it, its payload then resumed by ``execute_complete``."""
+    original = AltinnEventsSensorTrigger(
+        resource=resource,
+        after=after,
+        min_events=min_events,
+        poll_interval=0.1,
+        max_consecutive_failures=max_consecutive_failures,
+        altinn_events_conn_id=CONN_ID,
+    )
+    _, kwargs = original.serialize()
+    trigger = AltinnEventsSensorTrigger(**json.loads(json.dumps(kwargs)))
+    gen = trigger.run()
+    try:
+        event = await asyncio.wait_for(anext(gen), RUN_TIMEOUT)
+    finally:
+        await gen.aclose()
+    payload = TriggerPayload.from_dict(event.payload)
+    ti = FakeTI()
+    try:
+        events = sensor(resource).execute_complete({"ti": ti}, event.payload)
+    except Exception as error:
+        return Outcome(error=error, payload=payload, after=payload.after)
+    return Outcome(ids=[str(e["id"]) for e in events], payload=payload, after=ti.pushed.get("after"))
+
+
+async def run_watcher(
+    resource: str,
+    *,
+    want: Callable[[list[str]], bool],
+    store: FakeStore | None = None,
+    after: str = "0",
+    max_consecutive_failures: int = 10,
+    batch: int = 50,
+) -> Outcome:
+    """The watcher as the triggerer runs it, until ``want(ids so far)`` holds, it raises, or time runs out."""
+    trigger = AltinnEventsWatcherTrigger(
+        resource=resource,
+        after=after,
+        poll_interval=0.1,
+        max_events_per_trigger_event=batch,
+        max_consecutive_failures=max_consecutive_failures,
+        altinn_events_conn_id=CONN_ID,
+    )
+    trigger.asset_state_store = store if store is not None else FakeStore()
+    outcome = Outcome()
+    gen = trigger.run()
+    deadline = time.monotonic() + RUN_TIMEOUT
+    try:
+        while not want(outcome.ids):
+            event = await asyncio.wait_for(anext(gen), max(0.1, deadline - time.monotonic()))
+            payload = TriggerPayload.from_dict(event.payload)
+            assert payload.status is TriggerStatus.EVENTS, payload
+            outcome.ids += payload.event_ids
+            outcome.after = payload.after
+    except Exception as error:
+        outcome.error = error
+    finally:
+        await gen.aclose()
+    return outcome
+
+
+def publish_events(resource: str, count: int, tag: str) -> list[dict[str, Any]]:
+    """Events as a DAG author writes them: no id (the operator derives stable ones), no time."""
+    return [
+        {
+            "type": "no.example.faults.v1",
+            "source": f"https://example.org/faults/{tag}",
+            "resource": resource,
+            "subject": "/party/1337",
+            "data": {"n": n},
+        }
+        for n in range(count)
+    ]
+
+
+async def run_publish(
+    resource: str, *, count: int, run_id: str = "manual__faults", max_concurrency: int = 4
+) -> Outcome:
+    """The publish operator with a list (the async client, bounded concurrency), in a worker thread."""
+    operator = AltinnEventsPublishOperator(
+        task_id="task",
+        event=publish_events(resource, count, run_id),
+        altinn_events_conn_id=CONN_ID,
+        max_concurrency=max_concurrency,
+    )
+    try:
+        ids = await asyncio.to_thread(operator.execute, {"ti": FakeTI(run_id)})
+    except Exception as error:
+        return Outcome(error=error)
+    return Outcome(ids=list(ids))
+
+
+def publish_ids(resource: str, count: int, run_id: str = "manual__faults") -> list[str]:
+    """The ids the publish operator gives ``count`` events of one task instance (the same on every try)."""
+    from airflow_provider_altinn_events.operators.publish import event_id_for
+
+    return [event_id_for("fault_suite", "task", run_id, -1, n) for n in range(count)]
+
+
+async def generate_later(handle: EmulatorHandle, resource: str, count: int, delay: float) -> None:
+    """Publish ``count`` events on ``resource`` after ``delay`` seconds (the admin API is never faulted)."""
+    await asyncio.sleep(delay)
+    await asyncio.to_thread(handle.generate, resource, count, type="no.example.faults.v1")
