@@ -313,8 +313,8 @@ def main() -> int:
     home = REPO / ".demo"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # also when started with SIGINT ignored
+        signal.signal(signum, _terminate)
     stack = new_stack(home, log=say)
     receiver = WebhookReceiver(home / "webhook-received.ndjson").start()
     scenario = Scenario(stack, receiver)
@@ -385,7 +385,6 @@ def main() -> int:
             say(
                 f"KEEP=1: the Airflow UI stays up at {stack.api_url} (no login needed); Ctrl-C stops everything"
             )
-            signal.signal(signal.SIGINT, _terminate)
             while True:
                 signal.pause()
     except StepFailed as error:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import time
 import uuid
@@ -116,38 +117,42 @@ class Faults:
     def share_of_calls(
         self, share: float, *, seconds: float, method: str, path: str = EVENTS_PATH, status: int = 503
     ) -> Iterator[None]:
-        """For ``seconds``, answer about ``share`` of the matching calls with ``status``.
+        """For ``seconds``, answer about ``share`` of the matching calls with ``status``, at random.
 
-        The emulator's faults count (``times``), they have no probability; interleaving gets the share: for
-        every 10 matching requests the emulator has counted, a fault for the next ``round(share * 10)`` is
-        registered. A thread watches ``/_emulator/stats`` every 10 ms.
+        The emulator's faults count (``times``); they have no probability. A thread watches
+        ``/_emulator/stats`` every 5 ms and, for each new matching request it sees, arms a one-shot fault for a
+        following request with probability ``share`` (never more than one armed at a time, so faults do not
+        come in bursts; the share met is therefore a little below ``share``). Seeded, so runs repeat.
         """
-        per_ten = max(1, round(share * 10))
         key = f"{method} {path}"
         stop = threading.Event()
-
-        def count(client: httpx.Client) -> int:
-            return int(client.get("/_emulator/stats").json()["requests"].get(key, 0))
+        rng = random.Random(f"{method} {path} {share}")
 
         def pattern() -> None:
             with httpx.Client(base_url=self.handle.base_url, timeout=10) as client:
-                start = count(client)
-                mark = 0
-                created = client.post(
-                    "/_emulator/faults", json={"method": method, "path": path, "status": status, "times": per_ten}
-                ).json()
-                self.registered[int(created["id"])] = per_ten
+
+                def count() -> int:
+                    return int(client.get("/_emulator/stats").json()["requests"].get(key, 0))
+
+                def armed() -> bool:
+                    faults = client.get("/_emulator/faults").json()["faults"]
+                    return any(f["path"] == path and f["method"] == method for f in faults)
+
+                def arm() -> None:
+                    fault = {"method": method, "path": path, "status": status, "times": 1}
+                    created = client.post("/_emulator/faults", json=fault).json()
+                    self.registered[int(created["id"])] = 1
+
+                seen = count()
+                arm() if rng.random() < share else None
                 deadline = time.monotonic() + seconds
                 while not stop.is_set() and time.monotonic() < deadline:
-                    seen = count(client) - start
-                    while seen >= mark + 10:
-                        mark += 10
-                        created = client.post(
-                            "/_emulator/faults",
-                            json={"method": method, "path": path, "status": status, "times": per_ten},
-                        ).json()
-                        self.registered[int(created["id"])] = per_ten
-                    stop.wait(0.01)
+                    now = count()
+                    draws = [rng.random() < share for _ in range(now - seen)]
+                    seen = now
+                    if any(draws) and not armed():
+                        arm()
+                    stop.wait(0.005)
 
         thread = threading.Thread(target=pattern, name="fault-pattern", daemon=True)
         thread.start()

@@ -105,7 +105,7 @@ async def exercise(
 
 
 def check(outcome: Outcome, expected: list[str], component: str) -> None:
-    assert outcome.error is None, f"{component} failed: {outcome.error!r}"
+    assert outcome.error is None, f"{component} failed: {outcome.error!r} (cause {outcome.error.__cause__!r})"
     if component == "publish operator":
         assert sorted(outcome.ids) == sorted(expected)  # all published, each once (Altinn keys on id+source)
     else:
