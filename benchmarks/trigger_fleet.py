@@ -10,8 +10,10 @@ each on its own resource, poll every ``--poll-interval`` seconds in this one eve
   ``HttpEventTrigger`` has no token flow, so its bearer token is fetched once by this script, not counted);
 * polls (``GET /events`` requests) per second and CPU milliseconds per poll (``time.process_time`` of this
   process, all threads, over a measuring window with no events and no tracing);
-* memory per trigger: Python heap growth (``tracemalloc``) from before the triggers were created until every
-  trigger had polled, divided by N; the RSS growth over the same span is printed for reference;
+* memory per trigger: Python heap growth (``tracemalloc``) since just before the triggers were created,
+  averaged over one poll interval once every trigger has polled (requests in flight hold memory too),
+  divided by N; the RSS growth over the same span is printed for reference (it is noisy: freed memory is
+  reused rather than returned, so a later run in the same process may show less);
 * event-to-TriggerEvent latency p50/p99: events are generated on a sample of the resources while the fleet
   runs; latency is from just before the generate call to the moment the trigger yields.
 
@@ -37,6 +39,7 @@ import platform
 import random
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -277,7 +280,8 @@ async def run_fleet(
     before = await stats(admin)
     process = psutil.Process()
 
-    # 1. create and start the fleet under tracemalloc; stop tracing once every trigger has polled
+    # 1. create and start the fleet under tracemalloc; once every trigger has polled, sample the traced heap
+    #    for one poll interval (a time average: in-flight requests hold memory too), then stop tracing
     gc.collect()
     rss0 = process.memory_info().rss
     tracemalloc.start()
@@ -290,10 +294,16 @@ async def run_fleet(
         POLL_KEY, 0
     ) < n and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-    gc.collect()
-    result.heap_bytes = tracemalloc.get_traced_memory()[0] - heap0
+    samples: list[int] = []
+    rss: list[int] = []
+    sampled_until = time.monotonic() + poll_interval
+    while time.monotonic() < sampled_until:
+        samples.append(tracemalloc.get_traced_memory()[0] - heap0)
+        rss.append(process.memory_info().rss - rss0)
+        await asyncio.sleep(0.1)
     tracemalloc.stop()
-    result.rss_bytes = process.memory_info().rss - rss0
+    result.heap_bytes = int(statistics.mean(samples))
+    result.rss_bytes = int(statistics.mean(rss))
 
     # 2. the measuring window: no events, no tracing; polls counted by the emulator
     first = await stats(admin)
@@ -366,22 +376,25 @@ def set_connections(base_url: str, workdir: Path) -> None:
 
 
 def describe_machine() -> str:
-    import aiohttp
-    import airflow
-    import httpx_aiohttp
+    from importlib.metadata import PackageNotFoundError, version
 
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    cpu = platform.processor() or platform.machine()
     try:
-        from importlib.metadata import version
-
-        http_provider = version("apache-airflow-providers-http")
-        ours = version("airflow-provider-altinn-events")
-    except Exception:
-        http_provider = ours = "?"
+        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
     return (
-        f"{os.cpu_count()} CPU(s) {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
-        f"Airflow {airflow.__version__}, httpx {httpx.__version__}, httpx-aiohttp "
-        f"{getattr(httpx_aiohttp, '__version__', '?')}, aiohttp {aiohttp.__version__}, "
-        f"apache-airflow-providers-http {http_provider}, airflow-provider-altinn-events {ours}"
+        f"{os.cpu_count()} CPU(s) ({cpu}), {platform.system()} {platform.release()}, Python "
+        f"{platform.python_version()}, Airflow {of('apache-airflow-core')}, httpx {of('httpx')}, "
+        f"httpx-aiohttp {of('httpx-aiohttp')}, aiohttp {of('aiohttp')}, apache-airflow-providers-http "
+        f"{of('apache-airflow-providers-http')}, airflow-provider-altinn-events {of('airflow-provider-altinn-events')}"
     )
 
 

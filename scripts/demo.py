@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
@@ -53,10 +53,6 @@ WATCHER_ASSET = "altinn_case_changes"
 SUBSCRIPTIONS = "example_altinn_events_subscriptions"
 INGEST = "example_altinn_events_ingest"
 DAG_IDS = (PUBLISH, PUBLISH_APP, SENSOR, SENSOR_POKE, WATCHER, SUBSCRIPTIONS, INGEST)
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 def parse_time(text: str) -> float:
@@ -94,6 +90,7 @@ class Scenario:
         self.published_case_ids: list[str] = []
         self.published_batch_ids: list[str] = []
         self.other_events: list[str] = []
+        self.flushes = 0
 
     # ----------------------------------------------------------------- set-up
     def wait_parsed(self, dag_ids: tuple[str, ...] = DAG_IDS) -> None:
@@ -185,29 +182,56 @@ class Scenario:
     def watcher_ids(self) -> list[str]:
         return [event_id for run in self.watcher_runs() for event_id in run["ids"] or []]
 
-    def wait_watcher(self, expected: list[str], timeout: float = 180) -> list[dict[str, Any]]:
-        """Wait until every id in ``expected`` was handled by a finished watcher DAG run."""
+    def unconsumed_ids(self) -> set[str]:
+        """Altinn event ids in asset events that no DAG run has consumed (yet)."""
+        events = self.stack.asset_events(self.stack.asset_id(WATCHER_ASSET))
+        return {
+            e["id"]
+            for event in events
+            if not event["created_dagruns"]
+            for e in event["extra"]["payload"]["events"]
+        }
+
+    def wait_watcher(self, timeout: float = 180, flush_after: float = 45) -> list[dict[str, Any]]:
+        """Wait until every case event published so far was handled by a finished watcher DAG run.
+
+        Airflow 3.3 leaves an asset event that arrives while the scheduler is creating a run for the previous
+        one unconsumed until the *next* asset event of the asset (AIRFLOW-NOTES.md). If, after ``flush_after``
+        seconds, every missing event sits in such an unconsumed asset event, one more event is published so
+        that a run picks them up (``self.flushes`` counts how often). Events the watcher never emitted are
+        never "flushed": the wait then fails and says so.
+        """
+        deadline = time.monotonic() + timeout
+        flush_at = time.monotonic() + flush_after
 
         def all_seen() -> bool:
             runs = self.watcher_runs()
             if any(run["state"] == "failed" for run in runs):
                 raise StackError(f"a watcher DAG run failed (logs: {self.stack.logs / 'airflow'})")
-            return set(expected) <= {i for run in runs for i in run["ids"] or []}
+            missing = set(self.published_case_ids) - {i for run in runs for i in run["ids"] or []}
+            if missing and time.monotonic() > flush_at and missing <= self.unconsumed_ids():
+                self.flushes += 1
+                self.stack.log(
+                    f"   {len(missing)} event(s) wait in an unconsumed asset event; publishing one more"
+                )
+                self.publish_outside_event(90000 + self.flushes)
+                return False
+            return not missing
 
         try:
             self.stack.wait_until(
-                all_seen, timeout, "every case event to reach a watcher DAG run", interval=2
+                all_seen,
+                deadline - time.monotonic(),
+                "every case event to reach a watcher DAG run",
+                interval=2,
             )
         except StackError as error:
-            missing = set(expected) - set(self.watcher_ids())
-            stranded = [
-                event["id"]
-                for event in self.stack.asset_events(self.stack.asset_id(WATCHER_ASSET))
-                if not event["created_dagruns"]
-            ]
+            missing = set(self.published_case_ids) - set(self.watcher_ids())
+            unconsumed = missing & self.unconsumed_ids()
             raise StackError(
-                f"{error}: {len(missing)} event(s) never reached a run; asset events not (yet) consumed by a "
-                f"run: {stranded} (triggerer log: {self.stack.logs / 'triggerer.log'})"
+                f"{error}: {len(missing)} event(s) never reached a run, {len(unconsumed)} of them in asset events "
+                f"no run consumed, {len(missing) - len(unconsumed)} never emitted by the watcher "
+                f"(triggerer log: {self.stack.logs / 'triggerer.log'})"
             ) from None
         return self.watcher_runs()
 
@@ -299,7 +323,7 @@ def step(name: str, stack: Stack) -> Iterator[None]:
     started = time.monotonic()
     try:
         yield
-    except (StackError, AssertionError, KeyError, ValueError, OSError) as error:
+    except Exception as error:  # any failure: name the step, then clean up in main()
         raise StepFailed(f"step '{name}' failed: {error}") from error
     say(f"   done ({time.monotonic() - started:.1f} s)")
 
@@ -334,8 +358,7 @@ def main() -> int:
             say(f"   sensor task is deferred: it waits in the triggerer, run {sensor_run}")
         with step("publish events (publish DAG) and an app event (app-event DAG)", stack):
             app_run = stack.trigger(PUBLISH_APP)
-            # TODO(lead): drop logical_date once example_publish.py no longer renders {{ ds }} (REQUESTS.md)
-            results["publish"] = scenario.publish(logical_date=utc_now())
+            results["publish"] = scenario.publish()
             assert results["publish"][1] == "success", f"publish DAG run ended {results['publish'][1]}"
             say(
                 f"   published {len(scenario.published_batch_ids)} batch + {len(scenario.published_case_ids)} case events"
@@ -354,7 +377,7 @@ def main() -> int:
                 f"{sensor['fire_latency']:.1f} s after publication, task done {sensor['resume_seconds']:.1f} s later"
             )
         with step("every case event reaches an event-driven (watcher) DAG run", stack):
-            runs = scenario.wait_watcher(scenario.published_case_ids)
+            runs = scenario.wait_watcher()
             say(f"   {len(scenario.published_case_ids)} case events in {len(runs)} watcher run(s)")
         with step("poke-mode sensor DAG finds closed cases in the history; scheduled ingestion runs", stack):
             ingest_first_run = None
@@ -379,7 +402,7 @@ def main() -> int:
             for summary in second["summaries"]:
                 say(f"   ingested {summary['count']:3d} more events of {summary['resource']}")
         with step("the watcher also sees the pushed event", stack):
-            scenario.wait_watcher(scenario.published_case_ids, timeout=120)
+            scenario.wait_watcher(timeout=120)
         print_summary(scenario, results, home)
         if keep:
             say(
@@ -422,7 +445,12 @@ def print_summary(scenario: Scenario, results: dict[str, Any], home: Path) -> No
         f"  consumed by the deferred sensor: {sensor['handled']} (trigger fired {sensor['fire_latency']:.1f} s "
         f"after publication at a {POLL_INTERVAL} s poll interval)",
         f"  reached watcher DAG runs: {len(set(seen))} of {len(scenario.published_case_ids)} case events in "
-        f"{len(watcher_runs)} run(s) ({len(seen) - len(set(seen))} duplicate deliveries)",
+        f"{len(watcher_runs)} run(s) ({len(seen) - len(set(seen))} duplicate deliveries"
+        + (
+            f"; {scenario.flushes} event(s) published to flush unconsumed asset events)"
+            if scenario.flushes
+            else ")"
+        ),
         f"  poke sensor returned: {results['poke'][2]} closed cases",
     ]
     for key in ("ingest1", "ingest2"):

@@ -7,8 +7,12 @@ hook's client. Anything else (a script, a test, a benchmark) can run the very sa
 
 from __future__ import annotations
 
-from airflow_provider_altinn_events._ingest.errors import IngestConflictError, IngestStateError
-from airflow_provider_altinn_events._ingest.pipeline import IngestCancelledError, run_ingest
+from airflow_provider_altinn_events._ingest.errors import (
+    IngestCancelledError,
+    IngestConflictError,
+    IngestStateError,
+)
+from airflow_provider_altinn_events._ingest.pipeline import run_ingest
 from airflow_provider_altinn_events._ingest.spec import MAX_PAGE_SIZE, IngestMode, IngestResult, IngestSpec
 from airflow_provider_altinn_events._ingest.state import Filters
 from airflow_provider_altinn_events._ingest.storage import LocalStorage, PathStorage, Storage, open_storage

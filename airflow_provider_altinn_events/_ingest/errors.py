@@ -3,15 +3,16 @@
 ::
 
     AltinnError
-    └── IngestStateError          the destination's cursor or manifest cannot be used as it is
-        └── IngestConflictError   someone else moved the cursor while this run was writing
+    ├── IngestStateError          the destination's cursor or manifest cannot be used as it is
+    │   └── IngestConflictError   someone else moved the cursor while this run was writing
+    └── IngestCancelledError      the task was killed; the run stopped without committing more
 """
 
 from __future__ import annotations
 
 from airflow_provider_altinn_events.exceptions import AltinnError
 
-__all__ = ["IngestConflictError", "IngestStateError"]
+__all__ = ["IngestCancelledError", "IngestConflictError", "IngestStateError"]
 
 
 class IngestStateError(AltinnError):
@@ -27,3 +28,7 @@ class IngestConflictError(IngestStateError):
     The run stops without committing, so the other writer's progress is kept. Run one ingestion per
     resource and destination at a time (``max_active_runs=1``).
     """
+
+
+class IngestCancelledError(AltinnError):
+    """The run was asked to stop (the task was killed); what it committed stays, the next try resumes."""

@@ -24,6 +24,7 @@ __all__ = ["FetchRange", "PagePrefetcher", "PageSource"]
 
 _END = object()
 _POLL_SECONDS = 0.2
+_CLOSE_WAIT_SECONDS = 5.0
 #: how many recent request cursors to remember to notice the service sending us backwards
 _CURSOR_MEMORY = 1024
 
@@ -112,13 +113,19 @@ class PagePrefetcher:
         finally:
             self.close()
 
-    def close(self) -> None:
-        """Stop the thread and wait for it (a request in flight finishes first, within its timeout)."""
+    def close(self, wait_seconds: float = _CLOSE_WAIT_SECONDS) -> None:
+        """Stop the thread and wait for it, at most ``wait_seconds``.
+
+        A request in flight (or the client's back-off between retries) is not interrupted; when it takes
+        longer than ``wait_seconds`` the thread is left to end on its own (it is a daemon, puts nothing
+        more into the queue, and fails fast once the caller closes the client).
+        """
         self._stop.set()
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return
-        while thread.is_alive():
+        deadline = time.monotonic() + wait_seconds
+        while thread.is_alive() and time.monotonic() < deadline:
             try:  # unblock a producer waiting for queue space
                 while True:
                     self._queue.get_nowait()

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_altinn_events._ingest.dedupe import RecentIds
+from airflow_provider_altinn_events._ingest.errors import IngestCancelledError
 from airflow_provider_altinn_events._ingest.fetch import FetchRange, PagePrefetcher, PageSource
 from airflow_provider_altinn_events._ingest.folder import ResourceFolder
 from airflow_provider_altinn_events._ingest.layout import MANIFEST_NAME, part_name
@@ -40,15 +41,10 @@ from airflow_provider_altinn_events._ingest.spec import IngestMode, IngestResult
 from airflow_provider_altinn_events._ingest.state import CursorFile, RunRecord, RunState
 from airflow_provider_altinn_events._ingest.storage import Storage
 from airflow_provider_altinn_events.client.models import CloudEvent
-from airflow_provider_altinn_events.exceptions import AltinnError
 
-__all__ = ["IngestCancelledError", "run_ingest"]
+__all__ = ["run_ingest"]
 
 _default_log = logging.getLogger(__name__)
-
-
-class IngestCancelledError(AltinnError):
-    """The run was asked to stop (task killed); nothing after the last commit was kept."""
 
 
 @dataclass
@@ -118,6 +114,7 @@ class _Ingestion:
         self.progress_seconds, self.prefetch_depth = progress_seconds, prefetch_depth
         self.folder = ResourceFolder(storage, spec.resource, spec.filters, log, trace)
         self.run_key = self.folder.run_key(run_id)
+        self.fetched_now = 0  # events fetched by this attempt (a resumed run counts from its last commit)
 
     # -- planning -----------------------------------------------------------------------------------
 
@@ -152,7 +149,7 @@ class _Ingestion:
             record.duplicates,
             record.pages,
             seconds,
-            record.fetched / seconds if seconds > 0 else 0.0,
+            self.fetched_now / seconds if seconds > 0 else 0.0,
             record.end_after,
         )
         return IngestResult(
@@ -273,6 +270,7 @@ class _Ingestion:
             self.log.info(
                 "%s: reached max_events; the next run continues after=%s", self.spec.resource, progress.after
             )
+        self.fetched_now = progress.run_fetched
         self.folder.remove_stale(self.run_id, (p.name for p in progress.files))
         self.trace("stale-removed")
         final = progress.record(state=RunState.COMPLETE)

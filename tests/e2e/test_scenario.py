@@ -80,7 +80,7 @@ def test_sensor_defers_while_no_event_exists(scenario: Scenario, stack: Stack, p
 def test_publish_dag_publishes_batch_and_cases(scenario: Scenario, stack: Stack, progress: Progress) -> None:
     progress.need("sensor_deferred")
     app_run = stack.trigger(PUBLISH_APP)
-    run_id, state = scenario.publish(logical_date=publish_logical_date())
+    run_id, state = scenario.publish()
     assert state == "success", stack.task_instances(PUBLISH, run_id)
     assert len(scenario.published_batch_ids) == 1
     assert len(scenario.published_case_ids) == 25 == len(set(scenario.published_case_ids))
@@ -122,7 +122,7 @@ def test_sensor_is_released_by_the_matching_event(
 
 def test_every_case_event_reaches_a_watcher_run(scenario: Scenario, stack: Stack, progress: Progress) -> None:
     progress.need("published", "watcher")
-    runs = scenario.wait_watcher(scenario.published_case_ids)
+    runs = scenario.wait_watcher()
     seen = [event_id for run in runs for event_id in run["ids"] or []]
     assert Counter(seen) == Counter(scenario.published_case_ids)  # each once: no restart happened
     assert all(run["state"] == "success" for run in runs)
@@ -131,7 +131,10 @@ def test_every_case_event_reaches_a_watcher_run(scenario: Scenario, stack: Stack
         payload = asset_event["extra"]["payload"]
         assert payload["status"] == "events" and payload["resource"] == RESOURCE
         assert all(e["type"] == "no.example.case.changed.v1" for e in payload["events"])
-    report(f"watcher: {len(seen)} events in {len(events)} asset events, {len(runs)} DAG runs")
+    report(
+        f"watcher: {len(seen)} events in {len(events)} asset events, {len(runs)} DAG runs "
+        f"({scenario.flushes} extra event(s) published to flush unconsumed asset events)"
+    )
     progress.done.add("watcher_runs")
 
 
@@ -198,7 +201,7 @@ def test_second_ingestion_run_continues_from_the_cursor(
 def test_triggerer_restart_loses_nothing(scenario: Scenario, stack: Stack, progress: Progress) -> None:
     """Stop the triggerer while a sensor is deferred and the watcher is emitting; publish while it is down."""
     progress.need("sensor_released", "watcher_runs")
-    scenario.wait_watcher(scenario.published_case_ids)  # everything so far is consumed
+    scenario.wait_watcher()  # everything so far is consumed
     run_id = scenario.start_sensor()  # continues from the Variable cursor the first run stored
     scenario.wait_deferred(run_id)
     asset_id = stack.asset_id(WATCHER_ASSET)
@@ -214,7 +217,7 @@ def test_triggerer_restart_loses_nothing(scenario: Scenario, stack: Stack, progr
         emitted_before_stop = stack.asset_events(asset_id)
         last_batch = {e["id"] for e in emitted_before_stop[-1]["extra"]["payload"]["events"]}
 
-        run_pub, state = scenario.publish(logical_date=publish_logical_date())  # while the triggerer is down
+        run_pub, state = scenario.publish()  # while the triggerer is down
         assert state == "success"
         new_batch = scenario.published_batch_ids[-1]
         assert stack.task_state(SENSOR, run_id, SENSOR_TASK) == "deferred"
@@ -227,7 +230,7 @@ def test_triggerer_restart_loses_nothing(scenario: Scenario, stack: Stack, progr
     assert stack.wait_run(SENSOR, run_id) == "success"
     events = stack.xcom(SENSOR, run_id, SENSOR_TASK)
     assert [e["id"] for e in events] == [new_batch]
-    runs = wait_watcher_flushing(scenario, stack)
+    runs = scenario.wait_watcher()
     seen = Counter(event_id for run in runs for event_id in run["ids"] or [])
     assert set(seen) == set(scenario.published_case_ids)
     duplicates = {event_id for event_id, count in seen.items() if count > 1}
@@ -236,7 +239,8 @@ def test_triggerer_restart_loses_nothing(scenario: Scenario, stack: Stack, progr
     report(
         f"restart: triggerer stopped in {stop_seconds:.1f} s, down {down_seconds:.1f} s; "
         f"{len(stream.ids)} events streamed + 25 published while down; "
-        f"{len(duplicates)} duplicate(s) (allowed: the {len(last_batch)} of the last batch before the stop)"
+        f"{len(duplicates)} duplicate(s) (allowed: the {len(last_batch)} of the last batch before the stop); "
+        f"{len(runs)} watcher runs in all, {scenario.flushes} flush event(s) so far"
     )
     progress.done.add("restart")
 
@@ -312,13 +316,6 @@ def needles_for(stack: Stack) -> secret_scan.Needles:
     return _NEEDLES["needles"]
 
 
-def publish_logical_date() -> str | None:
-    """``None`` as the UI sends; see REQUESTS.md (example_publish.py renders ``{{ ds }}``)."""
-    from scripts.demo import utc_now
-
-    return utc_now()
-
-
 def emulator_events(stack: Stack) -> list[dict[str, Any]]:
     """Every event of the example resource, read with the provider's own client."""
     from types import SimpleNamespace
@@ -335,21 +332,6 @@ def emulator_events(stack: Stack) -> list[dict[str, Any]]:
 
 def ids_in_files(files: dict[str, list[dict[str, Any]]], uris: list[str]) -> list[str]:
     return [event["id"] for uri in uris for event in files[uri]]
-
-
-def wait_watcher_flushing(scenario: Scenario, stack: Stack) -> list[dict[str, Any]]:
-    """Wait for every published case event in a watcher run.
-
-    Airflow leaves an asset event that arrives while the scheduler is creating a run for the previous one
-    unconsumed until the *next* asset event (AIRFLOW-NOTES.md); when only such stranded events are missing,
-    one more event is published to let the scheduler pick them up, and that is reported.
-    """
-    try:
-        return scenario.wait_watcher(scenario.published_case_ids, timeout=90)
-    except Exception as error:
-        report(f"watcher incomplete, publishing one more event to flush stranded asset events: {error}")
-        scenario.publish_outside_event(9999)
-        return scenario.wait_watcher(scenario.published_case_ids, timeout=90)
 
 
 class EventStream:

@@ -13,10 +13,11 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import SimpleNamespace
 
 
-def _killer(spec: str | None) -> object:
+def _killer(spec: str | None) -> Callable[[str], None]:
     point, _, nth = (spec or "-:0").rpartition(":")
     remaining = int(nth)
 
@@ -64,7 +65,7 @@ def main() -> None:
         compression=args.compression,
     )
     with AltinnEventsClient(AltinnSettings.from_connection(conn)) as client:
-        result = run_ingest(client, open_storage(args.dest), spec, args.run_id, trace=_killer(args.kill_at))  # type: ignore[arg-type]
+        result = run_ingest(client, open_storage(args.dest), spec, args.run_id, trace=_killer(args.kill_at))
     sys.stdout.write(json.dumps(result.to_dict()) + "\n")
 
 

@@ -101,7 +101,9 @@ class FaultLedger:
         )
         lines = [header, "-" * len(header)]
         for run in runs:
-            dup = f"{run.duplicated}" + (f"({run.documented_duplicates}d)" if run.documented_duplicates else "")
+            dup = f"{run.duplicated}" + (
+                f"({run.documented_duplicates}d)" if run.documented_duplicates else ""
+            )
             lines.append(
                 f"{run.scenario[:34]:34s} {run.component[:22]:22s} {run.faults_injected:6d} "
                 f"{run.outcome[:28]:28s} {run.expected:8d} {run.seen:6d} {dup:>4s} {run.lost:5d}"

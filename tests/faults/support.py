@@ -20,8 +20,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,12 @@ import httpx
 
 from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStatus
 from airflow_provider_altinn_events.emulator.handle import EmulatorHandle
-from airflow_provider_altinn_events.operators.publish import AltinnEventsPublishOperator
+from airflow_provider_altinn_events.exceptions import AltinnError
+from airflow_provider_altinn_events.operators.publish import (
+    AltinnEventsPublishError,
+    AltinnEventsPublishOperator,
+    AltinnEventsPublishRejectedError,
+)
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
 from airflow_provider_altinn_events.triggers.altinn_events import (
     AltinnEventsSensorTrigger,
@@ -144,7 +149,8 @@ class Faults:
                     self.registered[int(created["id"])] = 1
 
                 seen = count()
-                arm() if rng.random() < share else None
+                if rng.random() < share:
+                    arm()
                 deadline = time.monotonic() + seconds
                 while not stop.is_set() and time.monotonic() < deadline:
                     now = count()
@@ -276,7 +282,8 @@ async def run_watcher(
         max_consecutive_failures=max_consecutive_failures,
         altinn_events_conn_id=CONN_ID,
     )
-    trigger.asset_state_store = store if store is not None else FakeStore()
+    state = store if store is not None else FakeStore()
+    trigger.asset_state_store = state
     outcome = Outcome()
     gen = trigger.run()
     deadline = time.monotonic() + RUN_TIMEOUT
@@ -287,11 +294,27 @@ async def run_watcher(
             assert payload.status is TriggerStatus.EVENTS, payload
             outcome.ids += payload.event_ids
             outcome.after = payload.after
+        await stop_like_the_triggerer(gen, state, trigger.cursor_key, outcome.after)
     except Exception as error:
         outcome.error = error
     finally:
         await gen.aclose()
     return outcome
+
+
+async def stop_like_the_triggerer(gen: Any, store: FakeStore, key: str, cursor: str | None) -> None:
+    """Stop a watcher the way a triggerer does: it resumes the trigger right after each yield (the watcher
+    then stores its cursor and sleeps) and cancels it while it waits. Closing the generator at the yield
+    instead would be a crash inside the documented at-least-once window."""
+    if cursor is None:
+        return
+    resumed = asyncio.ensure_future(anext(gen))
+    deadline = time.monotonic() + 10
+    while store.values.get(key) != cursor and not resumed.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    resumed.cancel()
+    with suppress(asyncio.CancelledError, StopAsyncIteration):
+        await resumed
 
 
 def publish_events(resource: str, count: int, tag: str) -> list[dict[str, Any]]:
@@ -336,3 +359,33 @@ async def generate_later(handle: EmulatorHandle, resource: str, count: int, dela
     """Publish ``count`` events on ``resource`` after ``delay`` seconds (the admin API is never faulted)."""
     await asyncio.sleep(delay)
     await asyncio.to_thread(handle.generate, resource, count, type="no.example.faults.v1")
+
+
+def retryable_failure(error: BaseException | None) -> bool:
+    """Whether ``error`` is a classified failure that Airflow's task retry is meant to handle: a transient
+    Altinn error (the run's retry budget ran out), or a publish that failed part-way for such a reason."""
+    if isinstance(error, AltinnEventsPublishRejectedError):
+        return False
+    if isinstance(error, AltinnEventsPublishError):
+        error = error.__cause__
+    return isinstance(error, AltinnError) and error.retryable
+
+
+async def with_task_retries(run: Callable[[], Awaitable[Outcome]], tries: int = 3) -> tuple[Outcome, int]:
+    """Run a task again, as Airflow does with ``retries``, while it fails with a retryable classified error.
+
+    :return: the last outcome and how many tries it took.
+    """
+    attempt = 1
+    outcome = await run()
+    while attempt < tries and retryable_failure(outcome.error):
+        attempt += 1
+        outcome = await run()
+    return outcome, attempt
+
+
+def ending(outcome: Outcome, tries: int = 1) -> str:
+    """How a run ended, for the summary."""
+    if outcome.error is not None:
+        return type(outcome.error).__name__
+    return "completed" if tries == 1 else f"completed on try {tries}"

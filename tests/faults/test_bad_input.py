@@ -63,7 +63,9 @@ class Ctx:
     monkeypatch: pytest.MonkeyPatch
     tmp_path: Path
 
-    def connection(self, *, drop: tuple[str, ...] = (), extra: dict[str, Any] | None = None, **fields: Any) -> None:
+    def connection(
+        self, *, drop: tuple[str, ...] = (), extra: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
         """Define :data:`CONN_ID` as the emulator's working connection with some fields changed."""
         conn = self.handle.connection_dict()
         conn.update(fields)
@@ -226,7 +228,9 @@ def delete_subscription(subscription_id: Any) -> Callable[[Ctx], Any]:
 def publish_app_event(event: Any) -> Callable[[Ctx], Any]:
     def case(ctx: Ctx) -> Any:
         ctx.good_connection()
-        operator = AltinnEventsPublishAppEventOperator(task_id="task", event=event, altinn_events_conn_id=CONN_ID)
+        operator = AltinnEventsPublishAppEventOperator(
+            task_id="task", event=event, altinn_events_conn_id=CONN_ID
+        )
         return operator.execute({"ti": FakeTI()})
 
     return case
@@ -248,15 +252,29 @@ ENVIRONMENTS = ("tt02", "production", "at22", "custom")
 
 CASES: list[Case] = [
     # -- connection fields ----------------------------------------------------------------------------------
-    Case("conn: unknown environment", poke_with_connection(extra={"environment": "staging"}), "environment", ENVIRONMENTS),
-    Case("conn: unknown auth mode", poke_with_connection(extra={"auth": "oauth2"}), "auth", ("maskinporten", "altinn_token")),
+    Case(
+        "conn: unknown environment",
+        poke_with_connection(extra={"environment": "staging"}),
+        "environment",
+        ENVIRONMENTS,
+    ),
+    Case(
+        "conn: unknown auth mode",
+        poke_with_connection(extra={"auth": "oauth2"}),
+        "auth",
+        ("maskinporten", "altinn_token"),
+    ),
     Case(
         "conn: host with a real environment",
-        poke_with_connection(host="https://platform.tt02.altinn.no.example.org", extra={"environment": "tt02"}),
+        poke_with_connection(
+            host="https://platform.tt02.altinn.no.example.org", extra={"environment": "tt02"}
+        ),
         "host",
         ("custom",),
     ),
-    Case("conn: custom without host", poke_with_connection(drop=("host",)), "host", ("http://127.0.0.1:PORT",)),
+    Case(
+        "conn: custom without host", poke_with_connection(drop=("host",)), "host", ("http://127.0.0.1:PORT",)
+    ),
     Case(
         "conn: http events_url for production",
         poke_with_connection(
@@ -284,27 +302,60 @@ CASES: list[Case] = [
         "maskinporten_token_url",
         ("query string",),
     ),
-    Case("conn: exchange_url not absolute", poke_with_connection(extra={"exchange_url": "/exchange"}), "exchange_url", ("absolute http(s) URL",)),
+    Case(
+        "conn: exchange_url not absolute",
+        poke_with_connection(extra={"exchange_url": "/exchange"}),
+        "exchange_url",
+        ("absolute http(s) URL",),
+    ),
     Case("conn: no client id", poke_with_connection(login=None), "login", ("client id",)),
     Case("conn: no private key", poke_with_connection(password=None), "password", ("PEM", "JWK")),
-    Case("conn: malformed key", poke_with_connection(password="not-a-key"), "password", ("PEM, JWK JSON",), label="private key"),
+    Case(
+        "conn: malformed key",
+        poke_with_connection(password="not-a-key"),
+        "password",
+        ("PEM, JWK JSON",),
+        label="private key",
+    ),
     Case("conn: truncated PEM key", key_case(truncated_pem), "password", ("BEGIN/END",), label="private key"),
-    Case("conn: EC key instead of RSA", key_case(lambda ctx: ec_pem()), "password", ("RSA",), label="private key"),
-    Case("conn: public JWK instead of private", key_case(public_jwk, key_id=None), "password", ("private JWK",), label="JWK"),
+    Case(
+        "conn: EC key instead of RSA",
+        key_case(lambda ctx: ec_pem()),
+        "password",
+        ("RSA",),
+        label="private key",
+    ),
+    Case(
+        "conn: public JWK instead of private",
+        key_case(public_jwk, key_id=None),
+        "password",
+        ("private JWK",),
+        label="JWK",
+    ),
     Case(
         "conn: key/kid mismatch",
         key_case(lambda ctx: jwk_with_kid(ctx, "kid-of-the-jwk"), key_id="another-kid"),
         "key_id",
         ("kid-of-the-jwk", "another-kid"),
     ),
-    Case("conn: encrypted key, no passphrase", key_case(encrypted_pem), "private_key_passphrase", ("private_key_passphrase",)),
+    Case(
+        "conn: encrypted key, no passphrase",
+        key_case(encrypted_pem),
+        "private_key_passphrase",
+        ("private_key_passphrase",),
+    ),
     Case(
         "conn: no kid and no certificate",
         key_case(lambda ctx: ctx.handle.private_key_pem, key_id=None),
         "key_id",
         ("key_id", "certificate"),
     ),
-    Case("conn: scopes not a string", poke_with_connection(extra={"scopes": 42}), "scopes", ("space-separated",)),
+    Case(
+        "conn: scopes not a string",
+        poke_with_connection(extra={"scopes": 42}),
+        "scopes",
+        ("space-separated",),
+    ),
     Case(
         "conn: missing scope to read events",
         poke_with_connection(extra={"scopes": "altinn:events.publish"}),
@@ -317,21 +368,52 @@ CASES: list[Case] = [
         publish_as("altinn:events.subscribe"),
         "scopes",
         ("altinn:events.publish",),
-        xfail="the publish operator does not check the connection's scopes before the token grant: " + REQUESTS_MD,
+        xfail="the publish operator does not check the connection's scopes before the token grant: "
+        + REQUESTS_MD,
     ),
-    Case("conn: timeout not a number", poke_with_connection(extra={"timeout": "soon"}), "timeout", ("number of seconds",)),
-    Case("conn: timeout out of range", poke_with_connection(extra={"timeout": 0}), "timeout", ("between 0 and 3600",)),
-    Case("conn: consumer_org not an org number", poke_with_connection(extra={"consumer_org": "12345"}), "consumer_org", ("9-digit",)),
+    Case(
+        "conn: timeout not a number",
+        poke_with_connection(extra={"timeout": "soon"}),
+        "timeout",
+        ("number of seconds",),
+    ),
+    Case(
+        "conn: timeout out of range",
+        poke_with_connection(extra={"timeout": 0}),
+        "timeout",
+        ("between 0 and 3600",),
+    ),
+    Case(
+        "conn: consumer_org not an org number",
+        poke_with_connection(extra={"consumer_org": "12345"}),
+        "consumer_org",
+        ("9-digit",),
+    ),
     # -- sensor and trigger arguments -------------------------------------------------------------------------
-    Case("sensor: resource not a URN", sensor_poke(resource="my-resource"), "resource", ("urn:altinn:resource:",)),
+    Case(
+        "sensor: resource not a URN",
+        sensor_poke(resource="my-resource"),
+        "resource",
+        ("urn:altinn:resource:",),
+    ),
     Case(
         "watcher: resource not a URN",
         at_parse(lambda: AltinnEventsWatcherTrigger(resource="altinn:resource:x")),
         "resource",
         ("urn:altinn:resource:",),
     ),
-    Case("sensor: empty event type", sensor_poke(event_types=["a.created", ""]), "event_types", ("non-empty strings",)),
-    Case("sensor: event types not strings", sensor_poke(event_types=[1, 2]), "event_types", ("non-empty strings",)),
+    Case(
+        "sensor: empty event type",
+        sensor_poke(event_types=["a.created", ""]),
+        "event_types",
+        ("non-empty strings",),
+    ),
+    Case(
+        "sensor: event types not strings",
+        sensor_poke(event_types=[1, 2]),
+        "event_types",
+        ("non-empty strings",),
+    ),
     Case(
         "sensor: event types not a list",
         sensor_poke(event_types=42),
@@ -360,15 +442,30 @@ CASES: list[Case] = [
         "after",
         ('mode="poke"', "deferrable=True"),
     ),
-    Case("sensor: min_events 0", at_parse(lambda: AltinnEventsSensor(task_id="w", resource=RES, min_events=0)), "min_events", ("at least 1",)),
+    Case(
+        "sensor: min_events 0",
+        at_parse(lambda: AltinnEventsSensor(task_id="w", resource=RES, min_events=0)),
+        "min_events",
+        ("at least 1",),
+    ),
     Case(
         "sensor: max_events below min_events",
         at_parse(lambda: AltinnEventsSensor(task_id="w", resource=RES, min_events=5, max_events=2)),
         "max_events",
         ("at least min_events",),
     ),
-    Case("sensor: unknown where operator", sensor_poke(where={"data.status": {"regex": "x"}}), "where", ("prefix", "exists")),
-    Case("sensor: where 'in' without a list", sensor_poke(where={"data.status": {"in": "done"}}), "where", ("needs a list",)),
+    Case(
+        "sensor: unknown where operator",
+        sensor_poke(where={"data.status": {"regex": "x"}}),
+        "where",
+        ("prefix", "exists"),
+    ),
+    Case(
+        "sensor: where 'in' without a list",
+        sensor_poke(where={"data.status": {"in": "done"}}),
+        "where",
+        ("needs a list",),
+    ),
     Case(
         "sensor trigger: min_events 0",
         at_parse(lambda: AltinnEventsSensorTrigger(resource=RES, min_events=0)),
@@ -390,24 +487,49 @@ CASES: list[Case] = [
         "max_events_per_trigger_event",
         ("at least 1",),
     ),
-    Case("watcher: empty cursor", at_parse(lambda: AltinnEventsWatcherTrigger(resource=RES, after="")), "after", ('"latest"',)),
+    Case(
+        "watcher: empty cursor",
+        at_parse(lambda: AltinnEventsWatcherTrigger(resource=RES, after="")),
+        "after",
+        ('"latest"',),
+    ),
     # -- operator arguments ----------------------------------------------------------------------------------
     Case("client: page size 0", hook_list_events(size=0), "size", ("1 to 1000",)),
     Case("client: page size 5000", hook_list_events(size=5000), "size", ("1 to 1000",)),
-    Case("ingest: page_size 0", at_parse(lambda: AltinnEventsIngestOperator(task_id="i", resource=RES, destination="/tmp/x", page_size=0)), "page_size", (">= 1",)),
+    Case(
+        "ingest: page_size 0",
+        at_parse(
+            lambda: AltinnEventsIngestOperator(task_id="i", resource=RES, destination="/tmp/x", page_size=0)
+        ),
+        "page_size",
+        (">= 1",),
+    ),
     Case(
         "ingest: page_size 5000",
-        at_parse(lambda: AltinnEventsIngestOperator(task_id="i", resource=RES, destination="/tmp/x", page_size=5000)),
+        at_parse(
+            lambda: AltinnEventsIngestOperator(
+                task_id="i", resource=RES, destination="/tmp/x", page_size=5000
+            )
+        ),
         "page_size",
         ("at most 1000",),
     ),
     Case(
         "ingest: compression zip",
-        at_parse(lambda: AltinnEventsIngestOperator(task_id="i", resource=RES, destination="/tmp/x", compression="zip")),
+        at_parse(
+            lambda: AltinnEventsIngestOperator(
+                task_id="i", resource=RES, destination="/tmp/x", compression="zip"
+            )
+        ),
         "compression",
         ("gzip",),
     ),
-    Case("ingest: resource not a URN", lambda ctx: ingest(ctx, resource="my-resource"), "resource", ("urn:altinn:resource:",)),
+    Case(
+        "ingest: resource not a URN",
+        lambda ctx: ingest(ctx, resource="my-resource"),
+        "resource",
+        ("urn:altinn:resource:",),
+    ),
     Case(
         "ingest: blank start_after",
         lambda ctx: ingest(ctx, start_after=" "),
@@ -416,14 +538,23 @@ CASES: list[Case] = [
         xfail="start_after=' ' fails as the client's 'after must be a non-empty string', naming neither the "
         "operator's argument nor the allowed values: " + REQUESTS_MD,
     ),
-    Case("subscription: http endpoint", create_subscription(endpoint="http://hooks.example.org/altinn"), "endpoint", ("https",)),
+    Case(
+        "subscription: http endpoint",
+        create_subscription(endpoint="http://hooks.example.org/altinn"),
+        "endpoint",
+        ("https",),
+    ),
     Case(
         "subscription: resource filter not a URN",
-        create_subscription(endpoint="https://hooks.example.org/altinn", resource_filter="Urn:Altinn:Resource:X"),
+        create_subscription(
+            endpoint="https://hooks.example.org/altinn", resource_filter="Urn:Altinn:Resource:X"
+        ),
         "resource_filter",
         ("lowercase URN",),
     ),
-    Case("unsubscribe: id not a number", delete_subscription("abc"), "subscription_id", ("positive integer",)),
+    Case(
+        "unsubscribe: id not a number", delete_subscription("abc"), "subscription_id", ("positive integer",)
+    ),
     Case(
         "publish: max_concurrency 0",
         at_parse(lambda: AltinnEventsPublishOperator(task_id="p", event=GOOD_EVENT, max_concurrency=0)),
@@ -432,23 +563,83 @@ CASES: list[Case] = [
     ),
     # -- event bodies ------------------------------------------------------------------------------------------
     Case("event: no type", publish_event(event_with(type=None)), "event.type", ("missing",)),
-    Case("event: no resource", publish_event(event_with(resource=None)), "event.resource", ("urn:altinn:resource:",)),
-    Case("event: resource not lowercase", publish_event(event_with(resource="urn:altinn:resource:MyCase")), "event.resource", ("lowercase URN",)),
-    Case("event: source not a URI", publish_event(event_with(source="my source")), "event.source", ("absolute URI",)),
-    Case("event: specversion 0.3", publish_event(event_with(specversion="0.3")), "event.specversion", ("'1.0'",)),
-    Case("event: time not RFC 3339", publish_event(event_with(time="yesterday")), "event.time", ("RFC 3339",)),
-    Case("event: naive datetime", publish_event(event_with(time=datetime(2026, 1, 1, 12, 0))), "event.time", ("time zone",)),
-    Case("event: data not JSON", publish_event(event_with(data={"ids": {1, 2}})), "event.data", ("JSON-serializable",)),
-    Case("event: extension name with capitals", publish_event(event_with(caseId="42")), "event.caseId", ("lowercase", "caseid"), label="'caseId'"),
-    Case("event: extension value an object", publish_event(event_with(caseref={"id": 42})), "event.caseref", ("boolean", "32-bit integer")),
-    Case("event: datacontenttype not a media type", publish_event(event_with(datacontenttype="json")), "event.datacontenttype", ("application/json",)),
-    Case("event: data_base64 not base64", publish_event(event_with(data=None, data_base64="%%%")), "event.data_base64", ("base64",)),
+    Case(
+        "event: no resource",
+        publish_event(event_with(resource=None)),
+        "event.resource",
+        ("urn:altinn:resource:",),
+    ),
+    Case(
+        "event: resource not lowercase",
+        publish_event(event_with(resource="urn:altinn:resource:MyCase")),
+        "event.resource",
+        ("lowercase URN",),
+    ),
+    Case(
+        "event: source not a URI",
+        publish_event(event_with(source="my source")),
+        "event.source",
+        ("absolute URI",),
+    ),
+    Case(
+        "event: specversion 0.3",
+        publish_event(event_with(specversion="0.3")),
+        "event.specversion",
+        ("'1.0'",),
+    ),
+    Case(
+        "event: time not RFC 3339", publish_event(event_with(time="yesterday")), "event.time", ("RFC 3339",)
+    ),
+    Case(
+        "event: naive datetime",
+        publish_event(event_with(time=datetime(2026, 1, 1, 12, 0))),
+        "event.time",
+        ("time zone",),
+    ),
+    Case(
+        "event: data not JSON",
+        publish_event(event_with(data={"ids": {1, 2}})),
+        "event.data",
+        ("JSON-serializable",),
+    ),
+    Case(
+        "event: extension name with capitals",
+        publish_event(event_with(caseId="42")),
+        "event.caseId",
+        ("lowercase", "caseid"),
+        label="'caseId'",
+    ),
+    Case(
+        "event: extension value an object",
+        publish_event(event_with(caseref={"id": 42})),
+        "event.caseref",
+        ("boolean", "32-bit integer"),
+    ),
+    Case(
+        "event: datacontenttype not a media type",
+        publish_event(event_with(datacontenttype="json")),
+        "event.datacontenttype",
+        ("application/json",),
+    ),
+    Case(
+        "event: data_base64 not base64",
+        publish_event(event_with(data=None, data_base64="%%%")),
+        "event.data_base64",
+        ("base64",),
+    ),
     Case("event: list holds a string", publish_event([GOOD_EVENT, "second"]), "event[1]", ("dict",)),
     Case("event: empty list", publish_event([]), "event", ("nothing to publish",)),
     Case("event: string that is not JSON", publish_event("{type: x}"), "event", ("dict or a list of dicts",)),
     Case(
         "app event: id given",
-        publish_app_event({"source": "https://ttd.apps.example.org/ttd/app/instances/1/2", "type": "t", "subject": "/party/1", "id": "x"}),
+        publish_app_event(
+            {
+                "source": "https://ttd.apps.example.org/ttd/app/instances/1/2",
+                "type": "t",
+                "subject": "/party/1",
+                "id": "x",
+            }
+        ),
         "event.id",
         ("allowed:", "assigns id"),
         label="does not take: id",

@@ -22,13 +22,11 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_altinn_events.emulator.handle import EmulatorHandle
-from airflow_provider_altinn_events.exceptions import AltinnError
-from airflow_provider_altinn_events.operators.publish import AltinnEventsPublishError
 from tests.faults.ledger import FaultLedger
 from tests.faults.support import (
     COMPONENTS,
-    Outcome,
     connection_env,
+    ending,
     new_resource,
     publish_ids,
     run_publish,
@@ -36,6 +34,7 @@ from tests.faults.support import (
     run_sensor_trigger,
     run_watcher,
     stored_ids,
+    with_task_retries,
 )
 
 READY = re.compile(r"Altinn emulator listening on (http://127\.0\.0\.1:\d+)")
@@ -63,7 +62,9 @@ class EmulatorProcess:
     def start(self) -> None:
         script = Path(sys.executable).with_name("altinn-events-emulator")
         command = (
-            [str(script)] if script.exists() else [sys.executable, "-m", "airflow_provider_altinn_events.emulator"]
+            [str(script)]
+            if script.exists()
+            else [sys.executable, "-m", "airflow_provider_altinn_events.emulator"]
         )
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port), "--data", str(self.data), "--log-level", "warning"],
@@ -117,15 +118,6 @@ async def restart(process: EmulatorProcess, after: float) -> None:
     await asyncio.to_thread(process.start)
 
 
-def retryable_failure(outcome: Outcome) -> bool:
-    """The one ending besides success a component may have here: its retry budget ran out while the emulator
-    was down, and the error says so (a retryable, classified error)."""
-    error = outcome.error
-    if isinstance(error, AltinnEventsPublishError):
-        error = error.__cause__
-    return isinstance(error, AltinnError) and error.retryable
-
-
 @pytest.mark.parametrize("component", COMPONENTS)
 async def test_emulator_restarted_mid_run(
     component: str,
@@ -137,14 +129,12 @@ async def test_emulator_restarted_mid_run(
     try:
         monkeypatch.setenv(*connection_env(handle, timeout=2))
         resource = new_resource("restart")
-        tries = 1
         if component == "publish operator":
             crash = asyncio.create_task(restart(emulator_process, 0.2))
-            outcome = await run_publish(resource, count=PUBLISH_COUNT, max_concurrency=2)
+            outcome, tries = await with_task_retries(
+                lambda: run_publish(resource, count=PUBLISH_COUNT, max_concurrency=2)
+            )
             await crash
-            if retryable_failure(outcome):  # Airflow's task retry: the same run, so the same ids
-                tries += 1
-                outcome = await run_publish(resource, count=PUBLISH_COUNT, max_concurrency=2)
             expected = publish_ids(resource, PUBLISH_COUNT)
             outcome.ids = stored_ids(handle, resource)
         else:
@@ -156,12 +146,9 @@ async def test_emulator_restarted_mid_run(
                 await asyncio.to_thread(handle.generate, resource, AFTER_RESTART, type="no.example.faults.v1")
 
             crash = asyncio.create_task(crash_then_publish())
+            tries = 1
             if component == "sensor (poke)":
-                outcome = await run_sensor_poke(resource, min_events=total)
-                await crash
-                if retryable_failure(outcome):
-                    tries += 1
-                    outcome = await run_sensor_poke(resource, min_events=total)
+                outcome, tries = await with_task_retries(lambda: run_sensor_poke(resource, min_events=total))
             elif component == "sensor trigger":
                 outcome = await run_sensor_trigger(resource, min_events=total)
             else:
@@ -176,9 +163,7 @@ async def test_emulator_restarted_mid_run(
         component=component,
         faults_injected=1,
         completed=outcome.error is None,
-        outcome=("completed" if tries == 1 else f"completed on try {tries}")
-        if outcome.error is None
-        else type(outcome.error).__name__,
+        outcome=ending(outcome, tries),
         expected=expected,
         seen=outcome.ids,
     )

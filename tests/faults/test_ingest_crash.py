@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_altinn_events._ingest.layout import resource_dir
-from tests.unit.ingest.helpers import check_consistent, cursor, run_folders
+from tests.faults.ledger import FaultLedger
+from tests.unit.ingest.helpers import all_ids, check_consistent, cursor, run_folders
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -91,7 +92,9 @@ def _finish(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any] | None]
     return process.returncode, None
 
 
-def test_sigkill_at_many_points_loses_and_duplicates_nothing(altinn_emulator: Any, tmp_path: Path) -> None:
+def test_sigkill_at_many_points_loses_and_duplicates_nothing(
+    altinn_emulator: Any, tmp_path: Path, fault_results: FaultLedger
+) -> None:
     started = time.monotonic()
     altinn_emulator.generate(RESOURCE, TOTAL, type="no.example.case.changed.v1")
     from types import SimpleNamespace
@@ -137,6 +140,14 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(altinn_emulator: An
             break
 
     folder = tmp_path / resource_dir(RESOURCE)
+    fault_results.record(
+        scenario="SIGKILL at 16 points + 6 random",
+        component="ingest pipeline",
+        faults_injected=len(killed_at),
+        completed=True,
+        expected=ids,
+        seen=all_ids(folder),
+    )
     occurrences = check_consistent(folder)
     duplicates = {event_id: n for event_id, n in occurrences.items() if n > 1}
     missing = set(ids) - set(occurrences)

@@ -20,7 +20,8 @@ from airflow_provider_altinn_events._ingest import IngestSpec, LocalStorage, run
 from airflow_provider_altinn_events._ingest.layout import resource_dir
 from airflow_provider_altinn_events.client import AltinnEventsClient, AltinnSettings
 from airflow_provider_altinn_events.operators.ingest import AltinnEventsIngestOperator
-from tests.unit.ingest.helpers import check_consistent, cursor
+from tests.faults.ledger import FaultLedger
+from tests.unit.ingest.helpers import all_ids, check_consistent, cursor
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 
@@ -48,7 +49,7 @@ def _settings(handle: Any) -> AltinnSettings:
     return AltinnSettings.from_connection(conn)
 
 
-FAULTS = [
+FAULTS: list[dict[str, Any]] = [
     {"path": EVENTS, "method": "GET", "status": 503, "times": 3},
     {"path": EVENTS, "method": "GET", "status": 429, "retry_after": 1, "times": 2},
     {"path": EVENTS, "method": "GET", "drop_connection": True, "times": 2},
@@ -79,6 +80,20 @@ def _inject_during_run(handle: Any) -> Any:
     return trace
 
 
+def _record(ledger: FaultLedger, scenario: str, component: str, dest: Path, ids: list[str]) -> None:
+    """One row in the fault suite's summary: the faults listed in FAULTS were all served to this run."""
+    served = sum(int(fault.get("times", 1)) for fault in FAULTS)
+    seen = all_ids(dest / resource_dir(RESOURCE))
+    ledger.record(
+        scenario=scenario,
+        component=component,
+        faults_injected=served,
+        completed=True,
+        expected=ids,
+        seen=seen,
+    )
+
+
 def _check(handle: Any, dest: Path, ids: list[str]) -> None:
     folder = dest / resource_dir(RESOURCE)
     assert check_consistent(folder) == dict.fromkeys(ids, 1)
@@ -86,7 +101,7 @@ def _check(handle: Any, dest: Path, ids: list[str]) -> None:
 
 
 def test_operator_rides_out_faults_and_token_expiry(
-    altinn_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    altinn_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault_results: FaultLedger
 ) -> None:
     handle = altinn_emulator_factory(token_lifetime=2)
     ids = _ids(handle)
@@ -102,6 +117,7 @@ def test_operator_rides_out_faults_and_token_expiry(
     summary = operator.execute({"run_id": "scheduled__faults"})
     seconds = time.monotonic() - started
     injector.join()
+    _record(fault_results, "503/429/drop/500, 2 s tokens", "ingest operator", tmp_path, ids)
     assert (summary["count"], summary["duplicates"]) == (TOTAL, 0)
     _check(handle, tmp_path, ids)
     stats = handle.stats()
@@ -111,7 +127,7 @@ def test_operator_rides_out_faults_and_token_expiry(
 
 
 def test_a_token_the_server_already_expired_is_refreshed_on_401(
-    altinn_emulator_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    altinn_emulator_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, fault_results: FaultLedger
 ) -> None:
     caplog.set_level(logging.INFO, logger="airflow_provider_altinn_events.client")
     handle = altinn_emulator_factory(token_lifetime=2)
@@ -128,6 +144,7 @@ def test_a_token_the_server_already_expired_is_refreshed_on_401(
             "scheduled__401",
             trace=_inject_during_run(handle),
         )
+    _record(fault_results, "faults + expired tokens (401)", "ingest pipeline", tmp_path, ids)
     assert (result.count, result.duplicates) == (TOTAL, 0)
     assert client.auth.refresh_count >= 2
     assert any("answered 401" in r.getMessage() for r in caplog.records)

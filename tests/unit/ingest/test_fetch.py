@@ -95,3 +95,21 @@ def test_leaving_early_stops_the_thread_and_keeps_memory_bounded() -> None:
     assert len(source.calls) <= 4  # one consumed, two queued, one waiting to be queued
     iterator.close()  # type: ignore[attr-defined]
     assert not any(t.name == "altinn-ingest-fetch" for t in threading.enumerate())
+
+
+def test_closing_does_not_wait_for_a_stuck_request_forever() -> None:
+    source = FakeAltinn(make_events(100))
+    release = threading.Event()
+
+    def stuck(call: dict[str, Any]) -> None:
+        if call["after"] != "0":
+            release.wait(10)
+
+    source.before_call = stuck
+    prefetcher = _prefetcher(source, FetchRange("0"))
+    iterator = iter(prefetcher)
+    next(iterator)
+    started = time.monotonic()
+    prefetcher.close(wait_seconds=0.3)
+    assert time.monotonic() - started < 2
+    release.set()

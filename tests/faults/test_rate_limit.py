@@ -1,0 +1,61 @@
+"""A long ``Retry-After``: the service asks for a pause longer than the client will wait inside one request.
+
+The client gives up on such a 429 at once (``max_retry_after_seconds``, 60 s) and raises a retryable
+``AltinnRateLimitError`` that carries ``retry_after``. The triggers then count a failed poll and try again.
+What they must not do is poll again before the service's pause is over: with a short ``poll_interval``
+they would otherwise spend their whole failure budget inside the pause and give up, while the service only
+asked them to wait (and a fleet of triggers hammering a rate-limited service makes the limit worse).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from airflow_provider_altinn_events.emulator.handle import EmulatorHandle
+from airflow_provider_altinn_events.triggers.altinn_events import (
+    AltinnEventsSensorTrigger,
+    AltinnEventsWatcherTrigger,
+)
+from tests.faults.support import CONN_ID, EVENTS_PATH, FakeStore, Faults, connection_env, new_resource
+
+RETRY_AFTER = 120
+OBSERVE = 1.5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the triggers sleep poll_interval after a failed poll, not the service's Retry-After: "
+    "see /work/handoff/REQUESTS.md",
+)
+@pytest.mark.parametrize("kind", ["sensor trigger", "watcher trigger"])
+async def test_trigger_waits_out_a_long_retry_after(
+    kind: str, altinn_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(*connection_env(altinn_emulator))
+    resource = new_resource("retry-after")
+    faults = Faults(altinn_emulator)
+    faults.add(method="GET", path=EVENTS_PATH, status=429, retry_after=RETRY_AFTER, times=100)
+    trigger: AltinnEventsSensorTrigger | AltinnEventsWatcherTrigger
+    if kind == "sensor trigger":
+        trigger = AltinnEventsSensorTrigger(
+            resource=resource, poll_interval=0.1, altinn_events_conn_id=CONN_ID
+        )
+    else:
+        trigger = AltinnEventsWatcherTrigger(
+            resource=resource, after="0", poll_interval=0.1, altinn_events_conn_id=CONN_ID
+        )
+        trigger.asset_state_store = FakeStore()
+    gen = trigger.run()
+    waiting = asyncio.ensure_future(anext(gen))
+    await asyncio.sleep(OBSERVE)
+    ended_early = waiting.done()
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await waiting
+    await gen.aclose()
+    served = faults.clear()
+    assert not ended_early, "the trigger gave up inside the pause the service asked for"
+    assert served == 1, f"{served} requests within {OBSERVE} s of a {RETRY_AFTER} s Retry-After"
