@@ -344,6 +344,7 @@ def main() -> int:
     scenario = Scenario(stack, receiver)
     results: dict[str, Any] = {}
     code = 0
+    finished = False
     try:
         with step("start the emulator and Airflow (api-server, scheduler, dag-processor, triggerer)", stack):
             stack.start()
@@ -404,6 +405,7 @@ def main() -> int:
         with step("the watcher also sees the pushed event", stack):
             scenario.wait_watcher(timeout=120)
         print_summary(scenario, results, home)
+        finished = True
         if keep:
             say(
                 f"KEEP=1: the Airflow UI stays up at {stack.api_url} (no login needed); Ctrl-C stops everything"
@@ -415,8 +417,8 @@ def main() -> int:
         say(f"FAILED: {error}")
         say(f"   component logs: {stack.logs}/<component>.log; task logs: {stack.logs / 'airflow'}")
     except KeyboardInterrupt:
-        code = 130
-        say("interrupted")
+        code = 0 if finished else 130  # Ctrl-C is how KEEP=1 ends
+        say("stopping on request" if finished else "interrupted")
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
