@@ -61,7 +61,7 @@ typecheck: venv
 check: lint typecheck test
 
 docs: venv
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	AIRFLOW_HOME=$(CURDIR)/.airflow-docs $(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py

@@ -2,9 +2,18 @@
 
 What a triggerer pays for a fleet of Altinn waits, measured against what a user would otherwise write: the
 HTTP provider's ``HttpEventTrigger`` polling ``GET /events`` with a bearer header and an async response
-check. For every fleet size N and every kind (``sensor`` = ``AltinnEventsSensorTrigger``, ``watcher`` =
-``AltinnEventsWatcherTrigger`` without an asset state store, ``http`` = ``HttpEventTrigger``), N triggers,
-each on its own resource, poll every ``--poll-interval`` seconds in this one event loop. Per run it prints:
+check. For every fleet size N and every kind, N triggers, each on its own resource, poll every
+``--poll-interval`` seconds in this one event loop. Kinds:
+
+* ``sensor``: ``AltinnEventsSensorTrigger``; ``watcher``: ``AltinnEventsWatcherTrigger`` without an asset
+  state store (in-memory cursor). Both spread their first poll over the interval themselves.
+* ``http``: ``HttpEventTrigger``, started at random moments over one interval (a deployment's steady state:
+  deferred tasks reach the triggerer at different times); ``http-burst``: all started at once, as after a
+  triggerer restart (it has no jitter, so they keep polling together).
+* ``bare`` (optional): a jittered loop on one shared httpx client with the httpx-aiohttp transport, the
+  floor of our client stack.
+
+Per run it prints:
 
 * token grants and exchanges the fleet caused (emulator stats; target: one per token lifetime, whatever N;
   ``HttpEventTrigger`` has no token flow, so its bearer token is fetched once by this script, not counted);
@@ -65,7 +74,7 @@ HTTP_CONN_ID = "altinn_bench_http"
 EVENTS_PATH = "/events/api/v1/events"
 POLL_KEY = f"GET {EVENTS_PATH}"
 CHECK_MODULE = "altinn_bench_http_check"
-KINDS = ("sensor", "watcher", "http", "bare")
+KINDS = ("sensor", "watcher", "http", "http-burst", "bare")
 DEFAULT_KINDS = ("sensor", "watcher", "http")
 READY = re.compile(r"Altinn emulator listening on (http://\S+)")
 
@@ -225,6 +234,7 @@ def make_trigger(kind: str, resource: str, poll_interval: float) -> Any:
         return trigger
     from airflow.providers.http.triggers.http import HttpEventTrigger
 
+    assert kind in ("http", "http-burst"), kind
     return HttpEventTrigger(
         response_check_path=f"{CHECK_MODULE}.has_events",
         http_conn_id=HTTP_CONN_ID,
@@ -236,11 +246,18 @@ def make_trigger(kind: str, resource: str, poll_interval: float) -> Any:
 
 
 class Fleet:
-    """N triggers driven as the triggerer drives them: one task per trigger iterating ``run()``."""
+    """N triggers driven as the triggerer drives them: one task per trigger iterating ``run()``.
 
-    def __init__(self, kind: str, triggers: list[Any]) -> None:
+    :param stagger: start each trigger after a random delay up to this many seconds. A deployment's deferred
+        tasks reach the triggerer at different moments, so in the steady state ``HttpEventTrigger`` instances
+        (which have no start jitter of their own) poll spread over their interval; after a triggerer restart
+        they all start, and keep polling, together (kind ``http-burst``).
+    """
+
+    def __init__(self, kind: str, triggers: list[Any], stagger: float = 0.0) -> None:
         self.kind = kind
         self.triggers = triggers
+        self.stagger = stagger
         self.fired: dict[int, float] = {}
         self.errors: list[str] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -249,6 +266,8 @@ class Fleet:
         self.tasks = [asyncio.create_task(self._drive(i, t)) for i, t in enumerate(self.triggers)]
 
     async def _drive(self, index: int, trigger: Any) -> None:
+        if self.stagger > 0:
+            await asyncio.sleep(random.uniform(0, self.stagger))
         events: AsyncIterator[Any] = trigger.run()
         try:
             async for event in events:
@@ -272,6 +291,20 @@ async def stats(admin: httpx.AsyncClient) -> dict[str, Any]:
     return body
 
 
+async def wait_quiet(admin: httpx.AsyncClient, poll_interval: float, quiet: float = 0.4) -> None:
+    """Return once the emulator has counted no poll for ``quiet`` seconds (or after two poll intervals)."""
+    deadline = time.monotonic() + 2 * poll_interval
+    count = (await stats(admin))["requests"].get(POLL_KEY, 0)
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        now = (await stats(admin))["requests"].get(POLL_KEY, 0)
+        if now != count:
+            count, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            return
+
+
 async def run_fleet(
     admin: httpx.AsyncClient, kind: str, n: int, poll_interval: float, window: float, sample: int
 ) -> RunResult:
@@ -286,7 +319,11 @@ async def run_fleet(
     rss0 = process.memory_info().rss
     tracemalloc.start()
     heap0 = tracemalloc.get_traced_memory()[0]
-    fleet = Fleet(kind, [make_trigger(kind, r, poll_interval) for r in resources])
+    fleet = Fleet(
+        kind,
+        [make_trigger(kind, r, poll_interval) for r in resources],
+        stagger=poll_interval if kind == "http" else 0.0,
+    )
     fleet.start()
     deadline = time.monotonic() + poll_interval * 3 + 10
     await asyncio.sleep(poll_interval + 1)
@@ -305,10 +342,17 @@ async def run_fleet(
     result.heap_bytes = int(statistics.mean(samples))
     result.rss_bytes = int(statistics.mean(rss))
 
-    # 2. the measuring window: no events, no tracing; polls counted by the emulator
+    # 2. the measuring window: no events, no tracing; polls counted by the emulator. HttpEventTrigger has no
+    #    start jitter, so that fleet polls in bursts: its window starts and ends in a quiet moment, so that no
+    #    burst is cut in two (its requests counted on one side of the edge, its CPU on the other)
+    bursts = kind == "http-burst"
+    if bursts:
+        await wait_quiet(admin, poll_interval)
     first = await stats(admin)
     cpu0, t0 = time.process_time(), time.monotonic()
     await asyncio.sleep(window)
+    if bursts:
+        await wait_quiet(admin, poll_interval)
     cpu1, t1 = time.process_time(), time.monotonic()
     last = await stats(admin)
     result.cpu_s = cpu1 - cpu0
@@ -386,7 +430,8 @@ def describe_machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+        with open("/proc/cpuinfo") as info:
+            names = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
         cpu = names[0] if names else cpu
     except OSError:
         pass
@@ -412,17 +457,23 @@ def print_result(r: RunResult) -> None:
 def print_ratios(results: list[RunResult]) -> None:
     print("\nRatios against HttpEventTrigger (issue 8 targets: at most 0.5)")
     by = {(r.kind, r.n): r for r in results}
-    for n in sorted({r.n for r in results}):
-        http = by.get(("http", n))
-        if http is None:
-            continue
-        for kind in ("sensor", "watcher", "bare"):
-            ours = by.get((kind, n))
-            if ours is None:
+    for baseline in ("http", "http-burst"):
+        for n in sorted({r.n for r in results}):
+            base = by.get((baseline, n))
+            if base is None:
                 continue
-            cpu = ours.cpu_ms_per_poll / http.cpu_ms_per_poll if http.polls and ours.polls else float("nan")
-            heap = ours.heap_bytes / http.heap_bytes if http.heap_bytes > 0 else float("nan")
-            print(f"  N={n:<5d} {kind:8s} CPU per poll {cpu:5.2f}   memory per trigger (heap) {heap:5.2f}")
+            for kind in ("sensor", "watcher", "bare"):
+                ours = by.get((kind, n))
+                if ours is None:
+                    continue
+                cpu = (
+                    ours.cpu_ms_per_poll / base.cpu_ms_per_poll if base.polls and ours.polls else float("nan")
+                )
+                heap = ours.heap_bytes / base.heap_bytes if base.heap_bytes > 0 else float("nan")
+                print(
+                    f"  N={n:<5d} {kind:8s} vs {baseline:10s} CPU per poll {cpu:5.2f}   "
+                    f"memory per trigger (heap) {heap:5.2f}"
+                )
 
 
 async def warm_up(kinds: list[str]) -> None:
@@ -472,7 +523,8 @@ def main() -> None:
         "--kinds",
         type=parse_kinds,
         default=list(DEFAULT_KINDS),
-        help="sensor,watcher,http (default) and bare: a shared httpx client in a loop, the floor",
+        help="sensor,watcher,http (default); http-burst: HttpEventTriggers that all start together (a triggerer "
+        "restart); bare: a jittered loop on one shared httpx client (the floor of our client stack)",
     )
     parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls (5)")
     parser.add_argument("--window", type=float, default=15.0, help="CPU measuring window in seconds (15)")

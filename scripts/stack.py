@@ -386,7 +386,7 @@ class Stack:
     def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
         for ti in self.task_instances(dag_id, run_id):
             if ti["task_id"] == task_id:
-                return ti["state"]
+                return None if ti["state"] is None else str(ti["state"])
         return None
 
     def xcom(

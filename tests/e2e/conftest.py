@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scripts.demo import Scenario, new_stack
+from scripts.scenario import Scenario, new_stack
 from scripts.stack import Stack
 from scripts.webhook_receiver import WebhookReceiver
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from scripts.demo import (
+from scripts.scenario import (
     DAG_IDS,
     INGEST,
     POLL_INTERVAL,
@@ -30,6 +30,7 @@ from scripts.demo import (
     Scenario,
 )
 from scripts.stack import Stack
+from scripts.webhook_receiver import WebhookReceiver
 from tests.e2e import secret_scan
 from tests.e2e.conftest import Progress
 
@@ -171,14 +172,14 @@ def test_scheduled_ingestion_lands_ndjson(scenario: Scenario, stack: Stack, prog
 
 
 def test_subscription_dag_validates_the_receiver_and_pushes(
-    scenario: Scenario, stack: Stack, progress: Progress
+    scenario: Scenario, stack: Stack, receiver: WebhookReceiver, progress: Progress
 ) -> None:
     progress.need("parsed")
     result = scenario.run_subscriptions()
     assert result["state"] == "success"
     assert result["validations"] >= 1
     assert result["subscription"]["validated"] is True
-    assert result["subscription"]["endPoint"].rstrip("/") == scenario.receiver.url.rstrip("/")
+    assert result["subscription"]["endPoint"].rstrip("/") == receiver.url.rstrip("/")
     assert result["pushed_id"] in result["pushed"], "the event published while subscribed was not pushed"
     assert stack.emulator_stats()["subscriptions"] == 0  # the DAG deleted it again
     progress.data["pushed_id"] = result["pushed_id"]
@@ -223,11 +224,13 @@ def test_triggerer_restart_loses_nothing(scenario: Scenario, stack: Stack, progr
         assert stack.task_state(SENSOR, run_id, SENSOR_TASK) == "deferred"
         down_seconds = time.monotonic() - stopped_at
         stack.start_component("triggerer")
+        restarted_at = time.monotonic()
         time.sleep(5)
     finally:
         stream.stop()
 
     assert stack.wait_run(SENSOR, run_id) == "success"
+    sensor_back = time.monotonic() - restarted_at
     events = stack.xcom(SENSOR, run_id, SENSOR_TASK)
     assert [e["id"] for e in events] == [new_batch]
     runs = scenario.wait_watcher()
@@ -238,7 +241,8 @@ def test_triggerer_restart_loses_nothing(scenario: Scenario, stack: Stack, progr
     assert duplicates <= last_batch, duplicates - last_batch
     report(
         f"restart: triggerer stopped in {stop_seconds:.1f} s, down {down_seconds:.1f} s; "
-        f"{len(stream.ids)} events streamed + 25 published while down; "
+        f"{len(stream.ids)} events streamed across the restart + 25 published while it was down; sensor run "
+        f"done {sensor_back:.1f} s after the new triggerer started; "
         f"{len(duplicates)} duplicate(s) (allowed: the {len(last_batch)} of the last batch before the stop); "
         f"{len(runs)} watcher runs in all, {scenario.flushes} flush event(s) so far"
     )
@@ -275,12 +279,26 @@ def test_no_credential_anywhere(stack: Stack, e2e_home: Any, progress: Progress)
     assert files > 20 and (e2e_home / "logs" / "triggerer.log").exists()
     assert leaks == []
 
+    # the scan is not vacuous: it finds each secret where one would be
+    token = _TOKENS[0]
+    escaped_key = json.dumps({"password": stack.private_key_pem}).encode()
+    assert secret_scan.scan("control", escaped_key, needles) == ["control: private key (base64 line 1)"]
+    assert any("JWT (ours" in hit for hit in secret_scan.scan("control", f"Bearer {token}".encode(), needles))
+    header_only = token.split(".")[0].encode()
+    assert secret_scan.scan("control", header_only, needles) != []
+    if fernet is not None:
+        sealed = fernet.encrypt(stack.private_key_pem.encode())
+        assert secret_scan.scan("control", sealed, needles, fernet) == [
+            "control (decrypted): private key (base64 line 1)"
+        ]
+
 
 # --------------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------------
 
 _NEEDLES: dict[str, secret_scan.Needles] = {}
+_TOKENS: list[str] = []
 
 
 def needles_for(stack: Stack) -> secret_scan.Needles:
@@ -313,6 +331,7 @@ def needles_for(stack: Stack) -> secret_scan.Needles:
         tokens = [maskinporten, altinn, assertion, stack.platform_access_token]
         kids |= {secret_scan._b64json(t.split(".")[0].encode()).get("kid", "") for t in tokens}
         _NEEDLES["needles"] = secret_scan.Needles.build(stack.private_key_pem, tokens, kids)
+        _TOKENS[:] = tokens
     return _NEEDLES["needles"]
 
 

