@@ -53,6 +53,27 @@ def test_every_example_dag_parses(scenario: Scenario, stack: Stack, progress: Pr
     progress.done.add("parsed")
 
 
+def test_api_server_shows_our_connection_form(stack: Stack, progress: Progress) -> None:
+    """The Airflow 3 UI builds the connection form from ``/ui/connections/hook_meta``: our fields must be there."""
+    response = httpx.get(f"{stack.api_url}/ui/connections/hook_meta", timeout=30)
+    assert response.status_code == 200, response.text[:300]
+    (meta,) = [m for m in response.json() if m["connection_type"] == "altinn_events"]
+    assert meta["hook_name"] == "Altinn Events"
+    extra = meta["extra_fields"]
+    for name in (
+        "environment",
+        "scopes",
+        "key_id",
+        "private_key_passphrase",
+        "auth",
+        "platform_access_token",
+    ):
+        assert name in extra, name
+    assert extra["environment"]["schema"].get("enum"), "environment should be a drop-down"
+    assert extra["platform_access_token"]["schema"].get("format") == "password"
+    assert meta["standard_fields"]["login"]["title"] == "Maskinporten client id"
+
+
 def test_sensor_defers_while_no_event_exists(scenario: Scenario, stack: Stack, progress: Progress) -> None:
     progress.need("parsed")
     run_id = scenario.start_sensor()
