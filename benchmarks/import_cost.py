@@ -38,7 +38,9 @@ def heavy_modules() -> list[str]:
         "print(','.join(m for m in ('httpx_aiohttp','aiohttp','jwt','cryptography.hazmat.primitives.asymmetric.rsa',"
         "'airflow_provider_altinn_events.client.clients','airflow_provider_altinn_events.client.auth') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout.strip()
     return [m for m in out.split(",") if m]
 
 
