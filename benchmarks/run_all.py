@@ -32,7 +32,10 @@ MODEST: dict[str, list[str]] = {
     "import_cost": ["5"],
     "emulator_serve": ["--count", "200000"],
     "ingest": ["--events", "100000", "--repeat", "3", "--memory-events", "10000,1000000"],
-    "trigger_fleet": ["--sizes", "100,500,1000", "--window", "10", "--latency-sample", "50"],
+    "trigger_fleet": [
+        *("--sizes", "100,500,1000", "--kinds", "sensor,watcher,http,http-burst"),
+        *("--window", "10", "--latency-sample", "50"),
+    ],
 }
 #: The order they run in; scripts not listed follow in name order.
 ORDER = ("import_cost", "emulator_serve", "ingest", "trigger_fleet")

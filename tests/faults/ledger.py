@@ -96,8 +96,8 @@ class FaultLedger:
         if not runs:
             return []
         header = (
-            f"{'scenario':34s} {'component':22s} {'faults':>6s} {'outcome':28s} "
-            f"{'expected':>8s} {'seen':>6s} {'dup':>4s} {'lost':>5s}"
+            f"{'scenario':40s} {'component':18s} {'faults':>6s} {'outcome':36s} "
+            f"{'expected':>8s} {'seen':>6s} {'dup':>7s} {'lost':>5s}"
         )
         lines = [header, "-" * len(header)]
         for run in runs:
@@ -105,8 +105,8 @@ class FaultLedger:
                 f"({run.documented_duplicates}d)" if run.documented_duplicates else ""
             )
             lines.append(
-                f"{run.scenario[:34]:34s} {run.component[:22]:22s} {run.faults_injected:6d} "
-                f"{run.outcome[:28]:28s} {run.expected:8d} {run.seen:6d} {dup:>4s} {run.lost:5d}"
+                f"{run.scenario[:40]:40s} {run.component[:18]:18s} {run.faults_injected:6d} "
+                f"{run.outcome[:36]:36s} {run.expected:8d} {run.seen:6d} {dup:>7s} {run.lost:5d}"
             )
         lines.append("-" * len(header))
         completed = sum(run.completed for run in runs)
