@@ -35,12 +35,14 @@ Usage::
     .venv/bin/python benchmarks/trigger_fleet.py                       # N = 100, 500, 1000
     .venv/bin/python benchmarks/trigger_fleet.py --sizes 100,500 --window 10
     .venv/bin/python benchmarks/trigger_fleet.py --kinds sensor,http --sizes 200
+    .venv/bin/python benchmarks/trigger_fleet.py --kinds sensor,bare --sizes 200 --profile /tmp/fleet
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import os
@@ -306,7 +308,13 @@ async def wait_quiet(admin: httpx.AsyncClient, poll_interval: float, quiet: floa
 
 
 async def run_fleet(
-    admin: httpx.AsyncClient, kind: str, n: int, poll_interval: float, window: float, sample: int
+    admin: httpx.AsyncClient,
+    kind: str,
+    n: int,
+    poll_interval: float,
+    window: float,
+    sample: int,
+    profile: Path | None = None,
 ) -> RunResult:
     result = RunResult(kind=kind, n=n)
     resources = [f"urn:altinn:resource:bench-{kind}-{n}-{i}" for i in range(n)]
@@ -349,11 +357,18 @@ async def run_fleet(
     if bursts:
         await wait_quiet(admin, poll_interval)
     first = await stats(admin)
+    profiler = cProfile.Profile() if profile is not None else None
     cpu0, t0 = time.process_time(), time.monotonic()
+    if profiler is not None:
+        profiler.enable()
     await asyncio.sleep(window)
     if bursts:
         await wait_quiet(admin, poll_interval)
+    if profiler is not None:
+        profiler.disable()
     cpu1, t1 = time.process_time(), time.monotonic()
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile.with_name(f"{profile.name}-{kind}-{n}.prof"))
     last = await stats(admin)
     result.cpu_s = cpu1 - cpu0
     result.window_s = t1 - t0
@@ -494,7 +509,9 @@ async def main_async(args: argparse.Namespace, base_url: str) -> list[RunResult]
         for n in args.sizes:
             print(f"N = {n}", flush=True)
             for kind in args.kinds:
-                result = await run_fleet(admin, kind, n, args.poll_interval, args.window, args.latency_sample)
+                result = await run_fleet(
+                    admin, kind, n, args.poll_interval, args.window, args.latency_sample, args.profile
+                )
                 print_result(result)
                 results.append(result)
     return results
@@ -530,6 +547,14 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=15.0, help="CPU measuring window in seconds (15)")
     parser.add_argument(
         "--latency-sample", type=int, default=50, help="resources that get an event per run (50)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="PREFIX",
+        help="run cProfile over each measuring window and write PREFIX-<kind>-<N>.prof (read them with "
+        "`python -m pstats`); the profiler roughly doubles the CPU figures, so do not quote them",
     )
     args = parser.parse_args()
 

@@ -55,9 +55,15 @@ class IngestSpec:
             raise AltinnConfigError(f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size")
         if self.max_events is not None and (not isinstance(self.max_events, int) or self.max_events < 1):
             raise AltinnConfigError("max_events must be a positive integer or None", field="max_events")
-        if not isinstance(self.start_after, str) or not self.start_after:
+        if (
+            not isinstance(self.start_after, str)
+            or not self.start_after.strip()
+            or self.start_after.strip().lower() in ("none", "null")  # a template that rendered None
+        ):
+            shown = f'"{self.start_after}"' if isinstance(self.start_after, str) else repr(self.start_after)
             raise AltinnConfigError(
-                "start_after must be an event id, or '0' for the oldest", field="start_after"
+                f'start_after must be "0" (everything Altinn retains) or an event id, got {shown}',
+                field="start_after",
             )
         if self.compression not in COMPRESSIONS:
             raise AltinnConfigError("compression must be None or 'gzip'", field="compression")

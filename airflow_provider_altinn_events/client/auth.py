@@ -10,6 +10,10 @@ cause one grant and one exchange, not 200.
 
 On a 401 from the Events API (a token revoked early, or a clock far off) the flow refreshes once and sends
 the request again; a second 401 is returned to the caller as it is.
+
+The async client skips the flow while the token is fresh (:meth:`AltinnAuth.authorize_if_fresh`; the poll
+hot path of a triggerer) and re-enters it only on a 401 (:meth:`AltinnAuth.after_401`), so the refresh,
+its lock and its single flight are the same code either way.
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ class AltinnAuth(httpx.Auth):
                     token = yield from self._run_refresh_sync()
         self._authorize(request, token)
         response = yield request
-        if response.status_code != 401 or not self._can_refresh:
+        if response.status_code != 401 or not self.can_refresh:
             return
         with self._sync_lock:
             current = self._token_after_401(request, token)
@@ -138,10 +142,44 @@ class AltinnAuth(httpx.Auth):
                         token = done.value
         self._authorize(request, token)
         response = yield request
-        if response.status_code != 401 or not self._can_refresh:
+        if response.status_code != 401 or not self.can_refresh:
             return
+        after_401 = self._async_flow_after_401(request, token)
+        try:  # delegate by hand (an async generator has no ``yield from``)
+            step = await after_401.__anext__()
+            while True:
+                response = yield step
+                try:
+                    step = await after_401.asend(response)
+                except StopAsyncIteration:
+                    return
+        finally:
+            await after_401.aclose()  # releases the lock at once if httpx closes this flow early
+
+    def authorize_if_fresh(self, request: httpx.Request) -> AltinnToken | None:
+        """Put the cached token on ``request`` if it is fresh and return it; ``None`` (request untouched) if not.
+
+        The async client's fast path: with a fresh token there is nothing to lock or fetch, so the request can
+        go straight to the transport. On a 401 the caller sends it again with :meth:`after_401`.
+        """
+        token = self._fresh_token()
+        if token is not None:
+            self._authorize(request, token)
+        return token
+
+    def after_401(self, refused: AltinnToken) -> httpx.Auth:
+        """An ``httpx.Auth`` that continues where :meth:`async_auth_flow` goes after a 401 to a request sent
+        with ``refused``: it refreshes once (single-flight) and sends the request again.
+
+        Only for refreshable auth (``maskinporten``); with a static Altinn token a 401 is final.
+        """
+        return _After401(self, refused)
+
+    async def _async_flow_after_401(
+        self, request: httpx.Request, refused: AltinnToken
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         async with self._get_async_lock():
-            current = self._token_after_401(request, token)
+            current = self._token_after_401(request, refused)
             if current is None:
                 flow = self._refresh_flow()
                 try:
@@ -162,7 +200,8 @@ class AltinnAuth(httpx.Auth):
     # -- helpers ----------------------------------------------------------------------------------------------
 
     @property
-    def _can_refresh(self) -> bool:
+    def can_refresh(self) -> bool:
+        """Whether a 401 can be answered with a new token (``maskinporten``; not a static Altinn token)."""
         return self._settings.auth is AltinnAuthMode.MASKINPORTEN
 
     def _fresh_token(self) -> AltinnToken | None:
@@ -242,3 +281,17 @@ class AltinnAuth(httpx.Auth):
         request.headers["Authorization"] = f"Bearer {token.value}"
         if self._settings.platform_access_token:
             request.headers["PlatformAccessToken"] = self._settings.platform_access_token
+
+
+class _After401(httpx.Auth):
+    """The tail of :meth:`AltinnAuth.async_auth_flow` after a 401, for a request the fast path sent itself."""
+
+    requires_response_body = True
+
+    def __init__(self, auth: AltinnAuth, refused: AltinnToken) -> None:
+        self._auth = auth
+        self._refused = refused
+
+    def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # the same module, one concept: this class only re-enters AltinnAuth's own flow after the 401
+        return self._auth._async_flow_after_401(request, self._refused)

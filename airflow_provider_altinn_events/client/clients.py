@@ -3,6 +3,8 @@
 Everything that decides anything lives below: requests and parsing in :mod:`.protocol`, tokens in
 :mod:`.auth`, retry decisions in :mod:`.retry`. The shells only *send* (``httpx.Client`` /
 ``httpx.AsyncClient`` on the ``httpx-aiohttp`` transport) and *sleep* (``time.sleep`` / ``asyncio.sleep``).
+The async shell sends a request straight to its httpx transport while the token is fresh (the triggerer's
+poll hot path; see ``AsyncAltinnEventsClient._send_once``), and through ``AsyncClient.send`` otherwise.
 The two classes have the same methods in the same order, so they can be diffed by eye; keep it that way.
 """
 
@@ -13,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -29,6 +32,7 @@ from airflow_provider_altinn_events.exceptions import AltinnError, AltinnPayload
 __all__ = ["AltinnEventsClient", "AsyncAltinnEventsClient"]
 
 logger = logging.getLogger(__name__)
+_debug_enabled = partial(logger.isEnabledFor, logging.DEBUG)  # skips building the debug line's arguments
 T = TypeVar("T")
 USER_AGENT = f"airflow-provider-altinn-events/{__version__}"
 
@@ -360,12 +364,14 @@ class AsyncAltinnEventsClient(_ClientBase):
             from httpx_aiohttp import AiohttpTransport
 
             transport = AiohttpTransport()
+        self._transport = transport
         self._http = httpx.AsyncClient(
             auth=self.auth,
             transport=transport,
             timeout=settings.timeout_seconds,
             headers={"User-Agent": USER_AGENT},
         )
+        self._timeout = self._http.timeout.as_dict()
 
     async def __aenter__(self) -> AsyncAltinnEventsClient:
         return self
@@ -572,10 +578,11 @@ class AsyncAltinnEventsClient(_ClientBase):
         while True:
             try:
                 try:
-                    response = await self._http.send(request)
+                    response = await self._send_once(request)
                 except httpx.RequestError as exc:
                     raise p.error_from_transport(exc, self.settings) from exc
-                logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
+                if _debug_enabled():
+                    logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
                 return parse(response)
             except AltinnError as error:
                 delay = self._next_delay(request, error, attempt, started, idempotent)
@@ -583,3 +590,30 @@ class AsyncAltinnEventsClient(_ClientBase):
                     raise
             await asyncio.sleep(delay)
             attempt += 1
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+        """One send, body read. With a fresh token (nearly every call) the request goes straight to the
+        transport: ``AsyncClient.send`` would add an auth-flow generator, redirect and cookie bookkeeping and a
+        log record per request, none of which applies here (the clients follow no redirects and keep no
+        cookies; their requests are built with absolute URLs and all headers set). Otherwise, and to recover
+        from a 401, it goes through ``AsyncClient.send`` with :class:`.AltinnAuth`'s single-flight refresh.
+        """
+        token = self.auth.authorize_if_fresh(request) if not self._http.is_closed else None
+        if token is None:
+            return await self._http.send(request)
+        if "timeout" not in request.extensions:
+            request.extensions = {**request.extensions, "timeout": self._timeout}
+        try:
+            response = await self._transport.handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request  # as AsyncClient does, so the error names the URL (and the token step)
+            raise
+        response.request = request
+        try:
+            await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        if response.status_code == 401 and self.auth.can_refresh:
+            return await self._http.send(request, auth=self.auth.after_401(token))
+        return response

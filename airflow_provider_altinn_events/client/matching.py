@@ -96,12 +96,12 @@ class EventFilter:
             raise AltinnConfigError(
                 f"resource must start with {RESOURCE_PREFIX!r}, got {self.resource!r}", field="resource"
             )
-        if isinstance(self.event_types, str):
-            object.__setattr__(self, "event_types", (self.event_types,))
-        else:
-            object.__setattr__(self, "event_types", tuple(self.event_types or ()))
+        object.__setattr__(self, "event_types", _event_types(self.event_types))
         if any(not isinstance(t, str) or not t for t in self.event_types):
-            raise AltinnConfigError("event_types must be non-empty strings", field="event_types")
+            raise AltinnConfigError(
+                f"event_types must be non-empty strings ({_EVENT_TYPES_HELP}), got {list(self.event_types)!r}",
+                field="event_types",
+            )
         if self.subject and self.alternative_subject:
             raise AltinnConfigError(
                 "give subject or alternative_subject, not both (the service refuses both together)",
@@ -127,7 +127,7 @@ class EventFilter:
         """
         return cls(
             resource=resource,
-            event_types=(event_types,) if isinstance(event_types, str) else tuple(event_types or ()),
+            event_types=_event_types(event_types),
             subject=subject,
             alternative_subject=alternative_subject,
             source=source,
@@ -186,12 +186,31 @@ class EventFilter:
             raise AltinnConfigError(f"unknown event filter keys: {sorted(unknown)}", field=sorted(unknown)[0])
         return cls(
             resource=raw.get("resource"),  # type: ignore[arg-type]  # checked in __post_init__
-            event_types=tuple(raw.get("event_types") or ()),
+            event_types=_event_types(raw.get("event_types")),
             subject=raw.get("subject"),
             alternative_subject=raw.get("alternative_subject"),
             source=raw.get("source"),
             where=raw.get("where") or {},
         )
+
+
+_EVENT_TYPES_HELP = "a string or a list of non-empty strings: type patterns; % and _ are wildcards"
+
+
+def _event_types(value: Any) -> tuple[str, ...]:
+    """``event_types`` as a tuple: one string is one pattern, ``None`` or empty means every type.
+
+    :raises AltinnConfigError: ``value`` is neither a string nor a list (tuple, set) of them, e.g. ``42``.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(value, key=str))  # a stable order: trigger kwargs (and watcher identity) hash it
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        return tuple(value)
+    raise AltinnConfigError(f"event_types must be {_EVENT_TYPES_HELP}; got {value!r}", field="event_types")
 
 
 @dataclass(frozen=True)
@@ -224,14 +243,25 @@ class PollState:
         return replace(self, matched=())
 
 
+_NO_VALUE = frozenset({"none", "null"})
+"""How ``None`` looks once a template rendered it: Altinn would read it as an unknown id, i.e. "from the start",
+and serve the whole retained history again."""
+
+
 def initial_state(after: str) -> PollState:
     """The state a wait starts in, from the user's ``after`` (an event id, ``"0"`` or ``"latest"``).
 
-    :raises AltinnConfigError: ``after`` is empty or not a string (the service requires a value).
+    :raises AltinnConfigError: ``after`` is empty, not a string, or ``"None"``/``"null"`` (a rendered
+        ``None``; the service would read it as an unknown id and serve the history from the start).
     """
-    if not isinstance(after, str) or not after.strip():
+    if not isinstance(after, str) or not after.strip() or after.strip().lower() in _NO_VALUE:
+        hint = (
+            " (a template that rendered nothing, e.g. an xcom_pull of a run that pushed no cursor?)"
+            if after is None or isinstance(after, str) and after.strip().lower() in _NO_VALUE
+            else ""
+        )
         raise AltinnConfigError(
-            'after must be an event id, "0" (from the start) or "latest"; got ' + repr(after), field="after"
+            f'after must be an event id, "0" (from the start) or "latest"; got {after!r}{hint}', field="after"
         )
     after = after.strip()
     if after == LATEST:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+
+log = logging.getLogger(__name__)
 
 
 class BodyTooLargeError(Exception):
@@ -24,17 +27,24 @@ async def read_body(request: Request, limit: int) -> bytes:
     """Read the whole body, refusing more than ``limit`` bytes before reading them all.
 
     :raises BodyTooLargeError: when Content-Length or the streamed size exceeds ``limit``.
+    :raises ClientDisconnect: the client went away first (logged at debug level only).
     """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise BodyTooLargeError(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLargeError(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLargeError(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Normal under faults (a delay longer than the client's timeout): one line, not a traceback. The
+        # crash guard lets the exception end the request quietly; there is nobody left to answer.
+        log.debug("%s %s: the client went away before its body was read", request.method, request.url.path)
+        raise
     return b"".join(chunks)
 
 

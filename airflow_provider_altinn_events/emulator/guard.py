@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .responses import problem_body
@@ -36,6 +37,8 @@ class CrashGuardMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            return  # the client is gone (logged at debug level where it was noticed); nobody to answer
         except Exception:
             log.exception("Unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:

@@ -128,6 +128,7 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
             IngestStateError,
             run_ingest,
         )
+        from airflow_provider_altinn_events.client.scopes import SUBSCRIBE, require_scope
         from airflow_provider_altinn_events.exceptions import (
             AltinnBadRequestError,
             AltinnConfigError,
@@ -151,6 +152,7 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
                 events_per_file=self.events_per_file,
                 dedupe_window=self.dedupe_window,
             )
+            require_scope(hook.get_settings(), SUBSCRIBE, operation="reading events (GET /events)")
             result = run_ingest(
                 hook.get_conn(),
                 self._storage(),

@@ -30,6 +30,8 @@ from airflow_provider_altinn_events.exceptions import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_altinn_events.client.settings import AltinnSettings
+
 __all__ = [
     "AltinnEventsPublishAppEventOperator",
     "AltinnEventsPublishError",
@@ -70,11 +72,18 @@ def event_id_for(dag_id: str, task_id: str, run_id: str, map_index: int | None, 
 class AltinnEventsPublishError(AirflowException):  # type: ignore[misc]  # Airflow is untyped for mypy here
     """Publishing a list of events failed part-way.
 
+    An event is *not confirmed* when its request went out but no answer came (a read timeout, a dropped
+    connection): Altinn may have stored it. It is listed in ``unconfirmed_*`` and, because it still has to
+    be sent again to be sure, also in ``not_published_*`` (everything not confirmed as published, as before).
+    For generic events re-sending is safe (same ids); app events get a new id each time.
+
     :param published_ids: ids of the events Altinn accepted, in input order.
-    :param not_published_ids: ids of the events that were not published (app events: empty, their ids are
-        assigned by Altinn on success).
+    :param not_published_ids: ids of the events not confirmed as published, i.e. not published or not
+        confirmed (app events: empty, their ids are assigned by Altinn on success).
     :param published_indices: positions in the input list of the published events.
-    :param not_published_indices: positions in the input list of the events not published.
+    :param not_published_indices: positions in the input list of the events not confirmed as published.
+    :param unconfirmed_ids: the ids among ``not_published_ids`` whose outcome is unknown.
+    :param unconfirmed_indices: the positions among ``not_published_indices`` whose outcome is unknown.
     """
 
     def __init__(
@@ -85,12 +94,16 @@ class AltinnEventsPublishError(AirflowException):  # type: ignore[misc]  # Airfl
         not_published_ids: Sequence[str],
         published_indices: Sequence[int],
         not_published_indices: Sequence[int],
+        unconfirmed_ids: Sequence[str] = (),
+        unconfirmed_indices: Sequence[int] = (),
     ) -> None:
         super().__init__(message)
         self.published_ids = list(published_ids)
         self.not_published_ids = list(not_published_ids)
         self.published_indices = list(published_indices)
         self.not_published_indices = list(not_published_indices)
+        self.unconfirmed_ids = list(unconfirmed_ids)
+        self.unconfirmed_indices = list(unconfirmed_indices)
 
 
 class AltinnEventsPublishRejectedError(AltinnEventsPublishError, AirflowFailException):  # type: ignore[misc]
@@ -139,6 +152,14 @@ def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+def _outcome_unknown(error: BaseException) -> bool:
+    """Whether the request may have reached Altinn although no answer came: a transport error other than a
+    refused connection, or one after several attempts (an earlier one may have timed out after sending)."""
+    from airflow_provider_altinn_events.exceptions import AltinnTransportError
+
+    return isinstance(error, AltinnTransportError) and (error.request_sent is not False or error.attempts > 1)
 
 
 def _listing(values: Sequence[Any]) -> str:
@@ -195,6 +216,7 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
         try:
             settings = hook.get_settings()
+            self._check_scopes(settings)
         except AltinnConfigError as error:
             raise AirflowFailException(
                 f"Nothing was published: connection {self.altinn_events_conn_id!r} is invalid: {error}"
@@ -231,23 +253,41 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
         position, error = first
         published = sorted(outcome.results)
         not_published = [index for index in range(count) if index not in outcome.results]
+        unconfirmed = sorted(i for i, e in outcome.errors.items() if _outcome_unknown(e))
+        refused = [index for index in not_published if index not in unconfirmed]
         published_ids = [str(ids[i] if ids[i] is not None else outcome.results[i]) for i in published]
         not_published_ids = [str(ids[i]) for i in not_published if ids[i] is not None]
+        unconfirmed_ids = [str(ids[i]) for i in unconfirmed if ids[i] is not None]
+        refused_ids = [str(ids[i]) for i in refused if ids[i] is not None]
         label = f"{self._what}[{position}]" + (f" (id {ids[position]})" if ids[position] else "")
+        unsure = (
+            f"{len(unconfirmed)} not confirmed (sent, but no answer came: Altinn may have stored "
+            f"{'it' if len(unconfirmed) == 1 else 'them'}), "
+            if unconfirmed
+            else ""
+        )
         message = (
-            f"published {len(published)} of {count} {self._what}(s); {len(not_published)} not published. "
+            f"published {len(published)} of {count} {self._what}(s); {unsure}{len(refused)} not published. "
             f"{label} failed: {error}{self._hint(error)}"
         )
         self.log.error("%s", message)
         self.log.error("Published ids: %s", published_ids)
-        if not_published_ids:
-            self.log.error("Not published ids: %s", not_published_ids)
-        self.log.error("Not published positions: %s", not_published)
+        if unconfirmed:
+            self.log.error("Not confirmed ids: %s, positions: %s", unconfirmed_ids, unconfirmed)
+        if refused_ids:
+            self.log.error("Not published ids: %s", refused_ids)
+        self.log.error("Not published positions: %s", refused)
         details = f"{message}. Published ids: {_listing(published_ids)}."
+        if unconfirmed:
+            details += (
+                f" Not confirmed ids: {_listing(unconfirmed_ids)}."
+                if unconfirmed_ids
+                else f" Not confirmed positions: {_listing(unconfirmed)}."
+            )
         details += (
-            f" Not published ids: {_listing(not_published_ids)}."
-            if not_published_ids
-            else f" Not published positions: {_listing(not_published)}."
+            f" Not published ids: {_listing(refused_ids)}."
+            if refused_ids
+            else f" Not published positions: {_listing(refused)}."
         )
         error_class = (
             AltinnEventsPublishRejectedError
@@ -260,10 +300,16 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
             not_published_ids=not_published_ids,
             published_indices=published,
             not_published_indices=not_published,
+            unconfirmed_ids=unconfirmed_ids,
+            unconfirmed_indices=unconfirmed,
         ) from error
 
     def _hint(self, error: BaseException) -> str:
         return ""
+
+    def _check_scopes(self, settings: AltinnSettings) -> None:
+        """Refuse before any request when the connection cannot be allowed to publish (none for app events:
+        ``POST /app`` needs only the platform access token)."""
 
 
 class AltinnEventsPublishOperator(_PublishBase):
@@ -276,7 +322,8 @@ class AltinnEventsPublishOperator(_PublishBase):
     fixed for this task instance and position (:func:`event_id_for`): a retry re-sends the same ids, and
     Altinn ignores an event whose id and source it already has. Every event is checked before the first
     request, with the service's own rules. Needs the scope ``altinn:events.publish`` and the resource's
-    ``publish`` right.
+    ``publish`` right (or ``altinn:events.publish.admin``, or a ``platform_access_token``); a connection
+    without any of them is refused before the first request.
 
     :param event: a dict, a list of dicts (e.g. an upstream task's ``.output``), or a JSON string of either;
         templated.
@@ -305,6 +352,11 @@ class AltinnEventsPublishOperator(_PublishBase):
         self._fail(outcome, len(events), ids)
         self.log.info("Published %d event(s)", len(events))
         return ids
+
+    def _check_scopes(self, settings: AltinnSettings) -> None:
+        from airflow_provider_altinn_events.client.scopes import require_publish_scope
+
+        require_publish_scope(settings)
 
     def _hint(self, error: BaseException) -> str:
         if isinstance(error, AltinnForbiddenError):

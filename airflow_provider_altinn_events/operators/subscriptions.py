@@ -27,7 +27,12 @@ from airflow_provider_altinn_events.operators.publish import PERMANENT_ERRORS
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
+
 __all__ = ["AltinnEventsCreateSubscriptionOperator", "AltinnEventsDeleteSubscriptionOperator"]
+
+#: Resources of Altinn apps (``urn:altinn:resource:app_{org}_{app}``): subscribing to them needs no scope.
+APP_RESOURCE_PREFIX = "urn:altinn:resource:app_"
 
 #: How much longer than the trigger's own deadline Airflow waits before it times the deferral out itself.
 _DEFERRAL_GRACE_SECONDS = 60.0
@@ -128,6 +133,7 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
             raise AirflowFailException(f"No subscription was created: {error}") from error
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
         try:
+            _check_scopes(hook, request.get("resource_filter"))
             subscription = hook.get_conn().create_subscription(**request)
         except AltinnConfigError as error:
             raise AirflowFailException(
@@ -184,6 +190,22 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
             return dict(event["subscription"])
         message = event.get("message") or f"unexpected trigger event {event!r}"
         raise AirflowException(f"Subscription not validated: {message}")
+
+
+def _check_scopes(hook: AltinnEventsHook, resource_filter: str | None) -> None:
+    """Refuse a generic (non-app) subscription before any request when the connection lacks the scope
+    Altinn demands for it; app subscriptions need no scope (CONTRACT.md A.4).
+
+    :raises AltinnConfigError: ``field="scopes"``.
+    """
+    from airflow_provider_altinn_events.client.scopes import SUBSCRIBE, require_scope
+
+    if resource_filter is not None and not resource_filter.startswith(APP_RESOURCE_PREFIX):
+        require_scope(
+            hook.get_settings(),
+            SUBSCRIBE,
+            operation=f"a subscription on a generic resource ({resource_filter})",
+        )
 
 
 class AltinnEventsDeleteSubscriptionOperator(BaseOperator):  # type: ignore[misc]  # untyped Airflow base

@@ -6,6 +6,7 @@ The client and hook are imported lazily so that DAG parsing does not load the HT
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -52,7 +55,8 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
     :param min_events: how many matching events end the wait.
     :param max_events: the most events to return; ``None`` returns every match of the page that ended the wait.
         Events past the limit are not skipped: the ``after`` cursor stops before them.
-    :param poll_interval: seconds between polls once caught up (the sensor's ``poke_interval``).
+    :param poll_interval: seconds (> 0) between polls once caught up (the sensor's ``poke_interval``). After a
+        429 the next poll waits the service's ``Retry-After`` if that is longer; rate limits are not failures.
     :param timeout: seconds before the sensor fails (or skips with ``soft_fail``).
     :param deferrable: wait in the triggerer; default from ``[operators] default_deferrable``.
     :param max_consecutive_failures: polls in a row that may fail with a transient error (after the client's
@@ -107,6 +111,11 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         self.min_events = min_events
         self.max_events = max_events
         self.poll_interval = float(self.poke_interval)
+        if not self.poll_interval > 0:  # also NaN; 0 would poll Altinn in a tight loop
+            raise AltinnConfigError(
+                f"poll_interval must be a number of seconds > 0, e.g. 30; got {self.poll_interval!r}",
+                field="poll_interval",
+            )
         self.deferrable = deferrable
         self.max_consecutive_failures = max(1, max_consecutive_failures)
         self.altinn_events_conn_id = altinn_events_conn_id
@@ -114,6 +123,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         self._filter: EventFilter | None = None
         self._unmatched_after: str | None = None
         self._failures = 0
+        self._resume_at: float | None = None  # monotonic time before which a rate-limited poke sends nothing
 
     @cached_property
     def hook(self) -> AltinnEventsHook:
@@ -125,18 +135,18 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_altinn_events.client.matching import LATEST
-        from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
         self._reset()
         try:
-            if self.deferrable:
-                return self._execute_deferrable(context)
-            if self.reschedule and str(self.after).strip() == LATEST:
+            if not self.deferrable and self.reschedule and str(self.after).strip() == LATEST:
                 raise AltinnConfigError(
                     'after="latest" needs the sensor to remember its place between pokes; use mode="poke" or '
                     "deferrable=True",
                     field="after",
                 )
+            self._check_scopes()
+            if self.deferrable:
+                return self._execute_deferrable(context)
             return super().execute(context)
         finally:
             self._close()
@@ -144,15 +154,37 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Read pages from the cursor until enough events match or the service has nothing newer."""
         from airflow_provider_altinn_events.client.matching import poll_step
-        from airflow_provider_altinn_events.exceptions import AltinnError
+        from airflow_provider_altinn_events.exceptions import AltinnError, AltinnRateLimitError
 
         state, event_filter = self._current()
+        if self._resume_at is not None:
+            if time.monotonic() < self._resume_at:
+                self.log.info(
+                    "Altinn asked for a pause (Retry-After); not polling %s for another %.0f s",
+                    event_filter.resource,
+                    self._resume_at - time.monotonic(),
+                )
+                return False
+            self._resume_at = None
         client = self._get_client()
         while True:
             try:
                 page = client.list_events(
                     after=state.after, size=state.page_size, **event_filter.server_query()
                 )
+            except AltinnRateLimitError as error:
+                # The service asks us to slow down: not a failure, so the budget is not spent; honour the
+                # pause it asked for (at poke granularity: pokes before it ends send nothing).
+                pause = max(self.poll_interval, error.retry_after or 0.0)
+                self._resume_at = time.monotonic() + pause
+                self.log.warning(
+                    "Altinn is rate limiting %s (HTTP 429%s); next poll in %.0f s or later: %s",
+                    event_filter.resource,
+                    f", Retry-After {error.retry_after:g} s" if error.retry_after is not None else "",
+                    pause,
+                    error,
+                )
+                return False
             except AltinnError as error:
                 self._failures += 1
                 if not error.retryable or self._failures >= self.max_consecutive_failures:
@@ -248,8 +280,16 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
                 source=self.source or None,
                 where=self.where,
             )
-            self._state = initial_state(str(self.after))
+            # None stays None (refused with the allowed values) instead of becoming the cursor "None"
+            self._state = initial_state(self.after if self.after is None else str(self.after))
         return self._state, self._filter
+
+    def _check_scopes(self) -> None:
+        """Refuse at once when the connection does not ask for the scope reading events needs (instead of a
+        grant, an exchange and a 403)."""
+        from airflow_provider_altinn_events.client.scopes import SUBSCRIBE, require_scope
+
+        require_scope(self.hook.get_settings(), SUBSCRIBE, operation="reading events (GET /events)")
 
     def _deliver(self, context: Context, state: PollState) -> list[dict[str, Any]]:
         context["ti"].xcom_push(key=AFTER_XCOM_KEY, value=state.after)
@@ -267,6 +307,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
 
     def _reset(self) -> None:
         self._state, self._filter, self._unmatched_after, self._failures = None, None, None, 0
+        self._resume_at = None
 
     def _close(self) -> None:
         if "hook" in self.__dict__:

@@ -14,7 +14,9 @@ Shared rules (DESIGN.md 4.4, PERFORMANCE-NOTES.md):
 * the first poll is spread over ``poll_interval`` (jitter), so a triggerer restart does not make every
   trigger poll at the same instant;
 * transient errors are retried inside the client; what still fails counts against a consecutive-failure
-  budget that every good poll resets.
+  budget that every good poll resets. A rate limit (429) is not a failure: the next poll waits
+  ``max(poll_interval, Retry-After)``;
+* the connection's scopes are checked before the first request (``client/scopes.py``).
 
 The client is imported lazily: DAG files import this module (watchers are built at parse time) and must not
 pay for the HTTP and JWT stack.
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
+from airflow_provider_altinn_events.triggers._arguments import _filter_kwargs, _min_max_events, _poll_interval
 from airflow_provider_altinn_events.triggers._runtime import _CLIENTS, _CursorStore
 
 if TYPE_CHECKING:
@@ -43,28 +46,6 @@ DEFAULT_CONN_ID = "altinn_events_default"
 # ---------------------------------------------------------------------------------------------------------
 # Common to both triggers
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _filter_kwargs(
-    resource: str,
-    event_types: Sequence[str] | str | None,
-    subject: str | None,
-    alternative_subject: str | None,
-    source: str | None,
-    where: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """Normalise and check the filter arguments (at construction, so a watcher's typo is a DAG import error)."""
-    from airflow_provider_altinn_events.client.matching import EventFilter
-
-    checked = EventFilter.from_arguments(
-        resource=resource,
-        event_types=event_types,
-        subject=subject,
-        alternative_subject=alternative_subject,
-        source=source,
-        where=where,
-    )
-    return checked.to_dict()
 
 
 class _AltinnPolling:
@@ -99,6 +80,15 @@ class _AltinnPolling:
 
         return EventFilter.from_dict(self.filter_kwargs)
 
+    def _check_scopes(self, client: AsyncAltinnEventsClient) -> None:
+        """Refuse at once when the connection does not ask for the scope reading events needs.
+
+        :raises AltinnConfigError: ``field="scopes"``.
+        """
+        from airflow_provider_altinn_events.client.scopes import SUBSCRIBE, require_scope
+
+        require_scope(client.settings, SUBSCRIBE, operation="reading events (GET /events)")
+
     async def _first_poll_jitter(self) -> None:
         if self.poll_interval > 0:
             await asyncio.sleep(random.uniform(0, self.poll_interval))  # spreading load, not crypto
@@ -109,10 +99,14 @@ class _AltinnPolling:
         """One page at ``state.after``. A failed poll (the client has already retried it) is logged, waited
         out and tried again; the count starts afresh for every page, so any good poll resets the budget.
 
+        A rate limit (429) is the service asking us to slow down, not a failure: it does not count against
+        the budget, and the next poll waits ``max(poll_interval, Retry-After)`` (the client itself gives up
+        at once on a ``Retry-After`` longer than it will wait inside one request).
+
         :raises AltinnError: ``max_consecutive_failures`` polls in a row failed (or a permanent error, when
             :attr:`permanent_errors_fail_fast`).
         """
-        from airflow_provider_altinn_events.exceptions import AltinnError
+        from airflow_provider_altinn_events.exceptions import AltinnError, AltinnRateLimitError
 
         failures = 0
         while True:
@@ -120,6 +114,16 @@ class _AltinnPolling:
                 return await client.list_events(
                     after=state.after, size=state.page_size, **event_filter.server_query()
                 )
+            except AltinnRateLimitError as error:
+                pause = max(self.poll_interval, error.retry_after or 0.0)
+                self.log.warning(
+                    "Altinn is rate limiting %s (HTTP 429%s); next poll in %.0f s: %s",
+                    event_filter.resource,
+                    f", Retry-After {error.retry_after:g} s" if error.retry_after is not None else "",
+                    pause,
+                    error,
+                )
+                await asyncio.sleep(pause)
             except AltinnError as error:
                 failures += 1
                 permanent = self.permanent_errors_fail_fast and not error.retryable
@@ -138,7 +142,8 @@ class _AltinnPolling:
                     self.max_consecutive_failures,
                     error,
                 )
-                await asyncio.sleep(self.poll_interval)
+                retry_after = getattr(error, "retry_after", None)  # e.g. a 503 that says when to come back
+                await asyncio.sleep(max(self.poll_interval, retry_after or 0.0))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -161,9 +166,12 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
     :param source: ``source`` pattern, matched on our side.
     :param where: declarative conditions on event fields (see ``EventFilter``).
     :param after: the cursor to start from: an event id, ``"0"`` (the start) or ``"latest"``.
-    :param min_events: how many matching events end the wait.
-    :param max_events: the most events to return; ``None`` returns all that the deciding page brought.
-    :param poll_interval: seconds between polls once the wait has caught up with the service.
+    :param min_events: how many matching events end the wait (at least 1).
+    :param max_events: the most events to return (at least ``min_events``); ``None`` returns all that the
+        deciding page brought.
+    :param poll_interval: seconds (> 0) between polls once the wait has caught up with the service; after a
+        429 the next poll waits the service's ``Retry-After`` if that is longer.
+    :raises AltinnConfigError: an argument is out of range (at construction, i.e. at DAG parse for a watcher).
     :param max_consecutive_failures: failed polls in a row (after the client's own retries) before giving up.
     :param altinn_events_conn_id: the Airflow connection to use.
     """
@@ -191,9 +199,8 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
             resource, event_types, subject, alternative_subject, source, where
         )
         self.after = after
-        self.min_events = int(min_events)
-        self.max_events = None if max_events is None else int(max_events)
-        self.poll_interval = float(poll_interval)
+        self.min_events, self.max_events = _min_max_events(min_events, max_events)
+        self.poll_interval = _poll_interval(poll_interval)
         self.max_consecutive_failures = max(1, int(max_consecutive_failures))
         self.altinn_events_conn_id = altinn_events_conn_id
 
@@ -215,6 +222,10 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         resource = event_filter.resource
         state = initial_state(self.after)
         async with _CLIENTS.lease(self.altinn_events_conn_id) as client:
+            try:
+                self._check_scopes(client)
+            except AltinnError as error:  # permanent: the sensor fails with the message, nothing was sent
+                return TriggerPayload.failure(resource, state.after, error).to_dict()
             await self._first_poll_jitter()
             while True:
                 try:
@@ -291,7 +302,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         )
         initial_state(after)  # fail at DAG parse on an empty cursor, not in the triggerer
         self.after = after
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = _poll_interval(poll_interval)
         if int(max_events_per_trigger_event) < 1:
             raise ValueError("max_events_per_trigger_event must be at least 1")
         self.max_events_per_trigger_event = int(max_events_per_trigger_event)
@@ -323,6 +334,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         )
         batch = self.max_events_per_trigger_event
         async with _CLIENTS.lease(self.altinn_events_conn_id) as client:
+            self._check_scopes(client)  # raises: a watcher fails like on any permanent error
             await self._first_poll_jitter()
             while True:
                 page = await self._fetch_page(client, event_filter, state)

@@ -244,7 +244,7 @@ def test_page_size_while_seeking() -> None:
     assert initial_state("latest").seeking and initial_state("latest").after == "0"
 
 
-@pytest.mark.parametrize("after", ["", "   ", None, 5])
+@pytest.mark.parametrize("after", ["", "   ", None, 5, "None", "null", " NULL "])
 def test_initial_state_rejects_bad_after(after: Any) -> None:
     with pytest.raises(AltinnConfigError) as info:
         initial_state(after)
@@ -402,6 +402,8 @@ def test_server_query() -> None:
         ({"resource": ""}, "resource"),
         ({"resource": RES, "subject": "/a", "alternative_subject": "/b"}, "alternative_subject"),
         ({"resource": RES, "event_types": ["ok", ""]}, "event_types"),
+        ({"resource": RES, "event_types": 42}, "event_types"),
+        ({"resource": RES, "event_types": {"a": 1}}, "event_types"),
     ],
 )
 def test_filter_rejects_bad_arguments(kwargs: dict[str, Any], bad_field: str) -> None:
@@ -418,3 +420,14 @@ def test_from_dict_rejects_unknown_keys() -> None:
 def test_matches_plain_dicts_too() -> None:
     assert EventFilter(resource=RES, event_types=("a.created",)).matches(ev("1").to_dict())
     assert not EventFilter(resource=RES, event_types=("a.created",)).matches({"id": "1"})
+
+
+@pytest.mark.parametrize("event_types", [42, 4.2, {"a.created": True}, b"a.created"])
+def test_from_arguments_refuses_event_types_that_are_not_strings_or_lists(event_types: Any) -> None:
+    with pytest.raises(AltinnConfigError, match="a string or a list of non-empty strings") as info:
+        EventFilter.from_arguments(resource=RES, event_types=event_types)
+    assert info.value.field == "event_types" and repr(event_types) in str(info.value)
+
+
+def test_event_types_as_a_set_get_a_stable_order() -> None:
+    assert EventFilter.from_arguments(resource=RES, event_types={"b", "a"}).event_types == ("a", "b")

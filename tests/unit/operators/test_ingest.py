@@ -98,6 +98,32 @@ def test_permanent_errors_do_not_retry(altinn_conn: Any, tmp_path: Path) -> None
         make(subject="/a", alternative_subject="/b", destination=str(tmp_path)).execute({"run_id": "r"})
 
 
+@pytest.mark.parametrize("start_after", [" ", "None"])
+def test_blank_start_after_is_refused_before_any_request(
+    altinn_conn: Any, tmp_path: Path, start_after: str
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match='start_after must be "0"') as info:
+        make(destination=str(tmp_path), start_after=start_after).execute({"run_id": "r"})
+    assert getattr(info.value.__cause__, "field", None) == "start_after"
+    assert altinn_conn.stats()["requests"] == {}
+
+
+def test_missing_subscribe_scope_is_refused_before_any_request(
+    altinn_conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALTINN_EVENTS_DEFAULT", altinn_conn.connection_json(scopes="altinn:events.publish")
+    )
+    with pytest.raises(AirflowFailException, match="altinn:events.subscribe") as info:
+        make(destination=str(tmp_path)).execute({"run_id": "r"})
+    assert getattr(info.value.__cause__, "field", None) == "scopes"
+    assert altinn_conn.stats()["requests"] == {}
+
+
 def test_on_kill_cancels() -> None:
     op = make()
     op.on_kill()

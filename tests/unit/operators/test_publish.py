@@ -156,6 +156,49 @@ def test_invalid_connection_fails_without_retries(altinn_conn: Any, monkeypatch:
     assert altinn_conn.stats()["requests"] == {}
 
 
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"scopes": "altinn:events.subscribe"}, True),
+        ({"scopes": "altinn:events.subscribe altinn:events.publish.admin"}, False),
+        ({"scopes": "altinn:events.subscribe", "platform_access_token": "pat"}, False),
+    ],
+)
+def test_publish_scope_is_checked_before_any_request(
+    altinn_conn: Any, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], refused: bool
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ALTINN_EVENTS_DEFAULT", altinn_conn.connection_json(**extra))
+    operator = AltinnEventsPublishOperator(task_id="p", event=make_event())
+    if not refused:  # the service decides (the emulator may still refuse): only the pre-check is tested here
+        try:
+            operator.execute(context())
+        except AltinnEventsPublishError as error:
+            assert not isinstance(error.__cause__, AltinnConfigError)
+        return
+    with pytest.raises(AirflowFailException, match="altinn:events.publish") as info:
+        operator.execute(context())
+    assert isinstance(info.value.__cause__, AltinnConfigError) and info.value.__cause__.field == "scopes"
+    assert altinn_conn.stats()["requests"] == {}
+
+
+def test_timed_out_events_are_listed_as_not_confirmed(
+    altinn_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ALTINN_EVENTS_DEFAULT", altinn_conn.connection_json(timeout=0.3))
+    altinn_conn.add_fault(method="POST", path="/events/api/v1/events", delay_ms=700, times=100)
+    operator = AltinnEventsPublishOperator(
+        task_id="p", event=[make_event(1), make_event(2)], max_concurrency=1
+    )
+    with pytest.raises(AltinnEventsPublishError) as info:
+        operator.execute(context())
+    error = info.value
+    ids = [event_id_for("dag", "publish", FakeTI.run_id, -1, i) for i in range(2)]
+    assert error.unconfirmed_ids == ids[:1] and error.unconfirmed_indices == [0]
+    assert error.not_published_ids == ids and error.not_published_indices == [0, 1]  # as before: re-send all
+    assert "0 of 2 event(s); 1 not confirmed" in str(error) and "1 not published" in str(error)
+    assert f"Not confirmed ids: [{ids[0]}]" in str(error)
+
+
 # -- publishing ----------------------------------------------------------------------------------------------
 
 

@@ -60,7 +60,11 @@ def test_templated_fields() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"min_events": 0}, "min_events"), ({"min_events": 3, "max_events": 2}, "max_events")],
+    [
+        ({"min_events": 0}, "min_events"),
+        ({"min_events": 3, "max_events": 2}, "max_events"),
+        ({"poll_interval": 0}, "poll_interval"),
+    ],
 )
 def test_bad_limits_fail_at_parse_time(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -109,6 +109,16 @@ def test_poke_raises_when_the_budget_is_spent(altinn_conn: Any) -> None:
         sensor.poke({"ti": FakeTI()})
 
 
+def test_poke_honours_a_long_retry_after_without_spending_the_budget(altinn_conn: Any) -> None:
+    # Retry-After above the client's own limit (60 s): the client gives up at once and the sensor pauses
+    altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=429, retry_after=120, times=10)
+    sensor = make(max_consecutive_failures=1)
+    assert sensor.poke({"ti": FakeTI()}) is False  # a rate limit is not a failure: not raised
+    assert sensor.poke({"ti": FakeTI()}) is False  # inside the pause: nothing sent
+    assert altinn_conn.stats()["requests"][f"GET {EVENTS_PATH}"] == 1
+    assert sensor._failures == 0
+
+
 def test_permanent_errors_fail_at_once(altinn_conn: Any) -> None:
     altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=403)
     with pytest.raises(AltinnForbiddenError):

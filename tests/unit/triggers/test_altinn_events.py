@@ -116,6 +116,11 @@ def test_subclasses_serialize_as_themselves() -> None:
         ({"resource": RES, "subject": "/a", "alternative_subject": "/b"}, "alternative_subject"),
         ({"resource": RES, "where": {"data.x": {"bogus": 1}}}, "where"),
         ({"resource": RES, "after": ""}, "after"),
+        ({"resource": RES, "after": "None"}, "after"),
+        ({"resource": RES, "event_types": 42}, "event_types"),
+        ({"resource": RES, "poll_interval": -5}, "poll_interval"),
+        ({"resource": RES, "poll_interval": 0}, "poll_interval"),
+        ({"resource": RES, "poll_interval": "soon"}, "poll_interval"),
     ],
 )
 def test_watcher_rejects_bad_arguments_at_construction(kwargs: dict[str, Any], field: str) -> None:
@@ -123,6 +128,29 @@ def test_watcher_rejects_bad_arguments_at_construction(kwargs: dict[str, Any], f
     with pytest.raises(AltinnConfigError) as info:
         AltinnEventsWatcherTrigger(**kwargs)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "allowed"),
+    [
+        ({"min_events": 0}, "min_events", "at least 1"),
+        ({"min_events": "x"}, "min_events", "at least 1"),
+        ({"min_events": 3, "max_events": 2}, "max_events", "at least min_events"),
+        ({"poll_interval": -5}, "poll_interval", "> 0"),
+        ({"poll_interval": float("nan")}, "poll_interval", "> 0"),
+    ],
+)
+def test_sensor_trigger_rejects_bad_arguments_at_construction(
+    kwargs: dict[str, Any], field: str, allowed: str
+) -> None:
+    with pytest.raises(AltinnConfigError, match=allowed) as info:
+        AltinnEventsSensorTrigger(resource=RES, **kwargs)
+    assert info.value.field == field
+
+
+def test_sensor_trigger_takes_limits_given_as_strings() -> None:
+    trigger = AltinnEventsSensorTrigger(resource=RES, min_events="2", max_events="3", poll_interval="1.5")
+    assert (trigger.min_events, trigger.max_events, trigger.poll_interval) == (2, 3, 1.5)
 
 
 def test_watcher_rejects_an_empty_batch() -> None:

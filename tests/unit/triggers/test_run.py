@@ -67,7 +67,7 @@ class FakeStore:
 
 async def test_sensor_trigger_fires_on_existing_events(altinn_conn: Any) -> None:
     altinn_conn.generate(RES, 3, type="a.created")
-    payload = await first(AltinnEventsSensorTrigger(resource=RES, poll_interval=0).run())
+    payload = await first(AltinnEventsSensorTrigger(resource=RES, poll_interval=0.001).run())
     assert payload.status is TriggerStatus.SUCCESS and payload.resource == RES
     assert ids(payload) == listed_ids(altinn_conn, 3)
     assert payload.after == ids(payload)[-1]
@@ -98,7 +98,7 @@ async def test_sensor_trigger_min_max_and_filters(altinn_conn: Any) -> None:
         where={"data.status": "closed"},
         min_events=2,
         max_events=2,
-        poll_interval=0,
+        poll_interval=0.001,
     )
     payload = await first(trigger.run())
     assert ids(payload) == all_ids[2:4]
@@ -109,7 +109,7 @@ async def test_sensor_trigger_min_max_and_filters(altinn_conn: Any) -> None:
             event_types=["app.instance.%"],
             where={"data.status": "closed"},
             after=payload.after,
-            poll_interval=0,
+            poll_interval=0.001,
         ).run()
     )
     assert ids(rest) == all_ids[4:5]
@@ -117,7 +117,7 @@ async def test_sensor_trigger_min_max_and_filters(altinn_conn: Any) -> None:
 
 async def test_sensor_trigger_permanent_error_is_a_typed_payload(altinn_conn: Any) -> None:
     altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=403)
-    payload = await first(AltinnEventsSensorTrigger(resource=RES, poll_interval=0).run())
+    payload = await first(AltinnEventsSensorTrigger(resource=RES, poll_interval=0.001).run())
     assert payload.status is TriggerStatus.ERROR
     assert payload.error is not None and payload.error.status_code == 403 and not payload.error.retryable
     assert payload.error.type == "AltinnForbiddenError"
@@ -129,7 +129,7 @@ async def test_sensor_trigger_survives_a_fault_burst_within_its_budget(altinn_co
     # 5 x 503 = one poll failing after the client's own retries; the next poll succeeds
     altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=503, retry_after=0, times=5)
     payload = await first(
-        AltinnEventsSensorTrigger(resource=RES, poll_interval=0, max_consecutive_failures=2).run()
+        AltinnEventsSensorTrigger(resource=RES, poll_interval=0.001, max_consecutive_failures=2).run()
     )
     assert payload.status is TriggerStatus.SUCCESS and len(payload.events) == 1
 
@@ -138,7 +138,7 @@ async def test_sensor_trigger_gives_up_when_the_budget_is_spent(altinn_conn: Any
     altinn_conn.generate(RES, 1, type="x")
     altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=503, retry_after=0)
     payload = await first(
-        AltinnEventsSensorTrigger(resource=RES, poll_interval=0, max_consecutive_failures=2).run()
+        AltinnEventsSensorTrigger(resource=RES, poll_interval=0.001, max_consecutive_failures=2).run()
     )
     assert payload.status is TriggerStatus.ERROR
     assert payload.error is not None and payload.error.status_code == 503 and payload.error.retryable
@@ -185,7 +185,7 @@ async def test_watcher_batches_per_poll_and_writes_the_cursor_after_the_yield(al
     altinn_conn.generate(RES, 3, type="w")
     store = FakeStore()
     trigger = AltinnEventsWatcherTrigger(
-        resource=RES, after="0", poll_interval=0, max_events_per_trigger_event=2
+        resource=RES, after="0", poll_interval=0.001, max_events_per_trigger_event=2
     )
     trigger.asset_state_store = store
     key = trigger.cursor_key
@@ -208,7 +208,7 @@ async def test_watcher_resumes_after_a_restart(altinn_conn: Any) -> None:
     store = FakeStore()
 
     def make() -> AltinnEventsWatcherTrigger:
-        trigger = AltinnEventsWatcherTrigger(resource=RES, after="0", poll_interval=0)
+        trigger = AltinnEventsWatcherTrigger(resource=RES, after="0", poll_interval=0.001)
         trigger.asset_state_store = store
         return trigger
 
@@ -254,7 +254,7 @@ async def test_watcher_without_a_store_keeps_the_cursor_in_memory(
     altinn_conn: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     altinn_conn.generate(RES, 1, type="w")
-    trigger = AltinnEventsWatcherTrigger(resource=RES, after="0", poll_interval=0)
+    trigger = AltinnEventsWatcherTrigger(resource=RES, after="0", poll_interval=0.001)
     assert trigger.asset_state_store is None
     gen = trigger.run()
     try:
@@ -270,7 +270,9 @@ async def test_watcher_without_a_store_keeps_the_cursor_in_memory(
 
 async def test_watcher_failure_budget_resets_after_each_good_poll(altinn_conn: Any) -> None:
     altinn_conn.generate(RES, 1, type="w")
-    trigger = AltinnEventsWatcherTrigger(resource=RES, after="0", poll_interval=0, max_consecutive_failures=2)
+    trigger = AltinnEventsWatcherTrigger(
+        resource=RES, after="0", poll_interval=0.001, max_consecutive_failures=2
+    )
     gen = trigger.run()
     try:
         altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=503, retry_after=0, times=5)
@@ -286,7 +288,9 @@ async def test_watcher_raises_when_the_budget_is_spent(altinn_conn: Any) -> None
     from airflow_provider_altinn_events.exceptions import AltinnServerError
 
     altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=503, retry_after=0)
-    trigger = AltinnEventsWatcherTrigger(resource=RES, after="0", poll_interval=0, max_consecutive_failures=2)
+    trigger = AltinnEventsWatcherTrigger(
+        resource=RES, after="0", poll_interval=0.001, max_consecutive_failures=2
+    )
     with pytest.raises(AltinnServerError):
         await asyncio.wait_for(anext(trigger.run()), TIMEOUT)
     assert _CLIENTS.entries == {}
@@ -296,7 +300,7 @@ async def test_watcher_filters_on_our_side(altinn_conn: Any) -> None:
     altinn_conn.generate(RES, 2, type="w", source="https://a.example/1")
     altinn_conn.generate(RES, 2, type="w", source="https://b.example/2")
     trigger = AltinnEventsWatcherTrigger(
-        resource=RES, after="0", poll_interval=0, source="https://b.example/%"
+        resource=RES, after="0", poll_interval=0.001, source="https://b.example/%"
     )
     gen = trigger.run()
     try:
@@ -310,10 +314,54 @@ async def test_message_queue_trigger_runs_the_watcher(altinn_conn: Any) -> None:
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
     altinn_conn.generate(RES, 2, type="mq")
-    trigger = MessageQueueTrigger(scheme="altinn", resource=RES, after="0", poll_interval=0)
+    trigger = MessageQueueTrigger(scheme="altinn", resource=RES, after="0", poll_interval=0.001)
     gen = trigger.run()
     try:
         payload = await first(gen)
         assert payload.status is TriggerStatus.EVENTS and len(payload.events) == 2
     finally:
         await gen.aclose()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# scopes and rate limits
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _set_scopes(handle: Any, monkeypatch: pytest.MonkeyPatch, scopes: str) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ALTINN_EVENTS_DEFAULT", handle.connection_json(scopes=scopes))
+
+
+async def test_sensor_trigger_without_the_subscribe_scope_reports_it_before_any_request(
+    altinn_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _set_scopes(altinn_conn, monkeypatch, "altinn:events.publish")
+    before = altinn_conn.stats()["requests"]
+    payload = await first(AltinnEventsSensorTrigger(resource=RES, poll_interval=0.001).run())
+    assert payload.status is TriggerStatus.ERROR and payload.error is not None
+    assert payload.error.type == "AltinnConfigError" and "altinn:events.subscribe" in payload.error.message
+    assert altinn_conn.stats()["requests"] == before
+
+
+async def test_watcher_without_the_subscribe_scope_raises_before_any_request(
+    altinn_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_altinn_events.exceptions import AltinnConfigError
+
+    _set_scopes(altinn_conn, monkeypatch, "altinn:events.publish")
+    before = altinn_conn.stats()["requests"]
+    with pytest.raises(AltinnConfigError, match="altinn:events.subscribe") as info:
+        await first(AltinnEventsWatcherTrigger(resource=RES, after="0", poll_interval=0.001).run())
+    assert info.value.field == "scopes"
+    assert altinn_conn.stats()["requests"] == before
+
+
+async def test_rate_limits_do_not_spend_the_failure_budget(altinn_conn: Any) -> None:
+    altinn_conn.generate(RES, 1, type="x")
+    # more 429s than the client's own attempts: the trigger sees several rate-limited polls in a row
+    altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=429, retry_after=0, times=12)
+    payload = await first(
+        AltinnEventsSensorTrigger(resource=RES, poll_interval=0.001, max_consecutive_failures=1).run()
+    )
+    assert payload.status is TriggerStatus.SUCCESS and len(payload.events) == 1
+    assert altinn_conn.stats()["requests"][f"GET {EVENTS_PATH}"] == 13
