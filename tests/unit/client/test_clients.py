@@ -197,8 +197,14 @@ def test_429_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_429_retry_after_is_honoured_async(monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
+    real_sleep = asyncio.sleep
+    test_loop = asyncio.get_running_loop()
 
     async def fake_sleep(seconds: float) -> None:
+        # Other event loops in this process (an emulator server thread left by another test) keep real sleeps.
+        if asyncio.get_running_loop() is not test_loop:
+            await real_sleep(seconds)
+            return
         slept.append(seconds)
 
     monkeypatch.setattr(asyncio, "sleep", fake_sleep)
