@@ -220,7 +220,8 @@ def _bind_id(request: Request) -> int | Response:
         return validation_problem({"id": [f"The value '{raw}' is not valid."]})
 
 
-async def get_one(request: Request) -> Response:
+def _owned_subscription(request: Request) -> dict[str, Any] | Response:
+    """The subscription in the path if the caller created it, else the real service's refusal (401/400/404/403)."""
     state = get_state(request)
     principal = auth.authenticate(request, state.keys)
     if principal is None:
@@ -233,6 +234,13 @@ async def get_one(request: Request) -> Response:
         return empty(404)
     if row["created_by"] != principal.identity:
         return empty(403)
+    return row
+
+
+async def get_one(request: Request) -> Response:
+    row = _owned_subscription(request)
+    if isinstance(row, Response):
+        return row
     return json_response(200, to_json(row))
 
 
@@ -246,19 +254,10 @@ async def list_all(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    state = get_state(request)
-    principal = auth.authenticate(request, state.keys)
-    if principal is None:
-        return empty(401)
-    sub_id = _bind_id(request)
-    if isinstance(sub_id, Response):
-        return sub_id
-    row = state.store.get_subscription(sub_id)
-    if row is None:
-        return empty(404)
-    if row["created_by"] != principal.identity:
-        return empty(403)
-    state.store.delete_subscription(sub_id)
+    row = _owned_subscription(request)
+    if isinstance(row, Response):
+        return row
+    get_state(request).store.delete_subscription(row["id"])
     return empty(200)
 
 
