@@ -1,7 +1,7 @@
 """The Events API as pure functions: one request builder and one response parser per endpoint.
 
-Nothing here does I/O, sleeps or keeps state, so the sync and the async client share every line of it and it
-is tested without any transport. Each builder returns an ``httpx.Request`` with an absolute URL; each parser
+Nothing here does I/O, sleeps or keeps state (beyond a memo of parsed URLs), so the sync and the async
+client share every line of it and it is tested without any transport. Each builder returns an ``httpx.Request`` with an absolute URL; each parser
 takes the ``httpx.Response`` (body already read) and either returns a model or raises the error that
 :func:`error_from_response` picks for the status (the error factory lives in :mod:`.errors` and is
 re-exported here). The facts behind each function are in CONTRACT.md, Part A.
@@ -13,7 +13,6 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -215,23 +214,44 @@ def build_list_events_request(
         raise AltinnConfigError(
             "give subject or alternative_subject, not both (Altinn refuses the combination)", field="subject"
         )
+    type_list = _types(types)
     params: list[tuple[str, str]] = [("resource", resource), ("after", after)]
-    params += [("type", t) for t in _types(types)]
+    params += [("type", t) for t in type_list]
     if subject:
         params.append(("subject", subject))
     params.append(("size", str(_size(size))))
     headers = {"Accept": CLOUDEVENTS_JSON}
     if alternative_subject:
         headers["Altinn-AlternativeSubject"] = alternative_subject
-    return httpx.Request("GET", _events_url(settings.events_url, tuple(params)), headers=headers)
+    url = _events_url(settings.events_url, (resource, *type_list, subject), tuple(params))
+    return httpx.Request("GET", url, headers=headers)
 
 
-@lru_cache(maxsize=4096)
-def _events_url(events_url: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
-    """The parsed ``GET /events`` URL, cached: a waiting trigger asks for the same URL on every poll until
-    something arrives, and parsing and encoding it is most of what building the request costs.
-    ``httpx.URL`` is immutable, so sharing one between requests is safe."""
-    return httpx.URL(f"{events_url}/events", params=params)
+#: The last ``GET /events`` URL per events URL and filter (not cursor or size): (query params, parsed URL).
+_EVENTS_URLS: dict[tuple[str, tuple[str | None, ...]], tuple[tuple[tuple[str, str], ...], httpx.URL]] = {}
+_EVENTS_URLS_MAX = 4096
+
+
+def _events_url(
+    events_url: str, shape: tuple[str | None, ...], params: tuple[tuple[str, str], ...]
+) -> httpx.URL:
+    """The parsed ``GET /events`` URL, reused while it does not change.
+
+    A waiting trigger asks for the same URL on every poll until something arrives, and parsing and encoding
+    it is most of what building the request costs (``httpx.URL`` validates every character). One entry per
+    filter, replaced when the cursor or the page size moves, so the memo holds about one URL per waiting
+    trigger; it is emptied when it reaches :data:`_EVENTS_URLS_MAX` entries (the filters of finished waits).
+    ``httpx.URL`` is immutable, so requests can share one; the memo changes no result of this module.
+    """
+    key = (events_url, shape)
+    cached = _EVENTS_URLS.get(key)
+    if cached is not None and cached[0] == params:
+        return cached[1]
+    url = httpx.URL(f"{events_url}/events", params=params)
+    if len(_EVENTS_URLS) >= _EVENTS_URLS_MAX:
+        _EVENTS_URLS.clear()
+    _EVENTS_URLS[key] = (params, url)
+    return url
 
 
 def build_list_app_events_request(

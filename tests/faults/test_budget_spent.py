@@ -56,11 +56,17 @@ class Persistent:
     error: type[AltinnError]
     timeout: float = 5.0
     budget: int = BUDGET
+    #: the components this fault exhausts; ``None``: all of them
+    components: tuple[str, ...] | None = None
 
 
 PERSISTENT: dict[str, Persistent] = {
     "503 on every call": Persistent({"status": 503}, AltinnServerError),
-    "429, Retry-After 120 s": Persistent({"status": 429, "retry_after": 120}, AltinnRateLimitError),
+    # A long Retry-After exhausts the publish operator's client (it will not wait 120 s inside a task); the
+    # sensor and the triggers wait it out instead of counting it as a failure (tests/faults/test_rate_limit.py).
+    "429, Retry-After 120 s": Persistent(
+        {"status": 429, "retry_after": 120}, AltinnRateLimitError, components=("publish operator",)
+    ),
     "connection dropped every time": Persistent({"drop_connection": True}, AltinnTransportError),
     "every answer slower than timeout": Persistent(
         {"delay_ms": 700}, AltinnTransportError, timeout=0.3, budget=1
@@ -76,8 +82,15 @@ def classified(error: BaseException | None, expected: type[AltinnError]) -> Alti
     return cause
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
-@pytest.mark.parametrize("kind", list(PERSISTENT))
+@pytest.mark.parametrize(
+    ("kind", "component"),
+    [
+        (kind, component)
+        for kind, spec in PERSISTENT.items()
+        for component in COMPONENTS
+        if spec.components is None or component in spec.components
+    ],
+)
 async def test_budget_spent_gives_a_classified_error_and_loses_nothing(
     kind: str,
     component: str,
