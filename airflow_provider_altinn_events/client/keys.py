@@ -4,7 +4,7 @@ Maskinporten accepts an assertion signed with either a key registered on the cli
 with ``kid``) or a business certificate (the header carries the chain as ``x5c``). Users hold that key in
 whichever form their tooling produced, so all common forms are accepted:
 
-* PEM: ``-----BEGIN PRIVATE KEY-----`` / ``RSA PRIVATE KEY`` / ``ENCRYPTED PRIVATE KEY`` (with
+* PEM: ``BEGIN PRIVATE KEY`` / ``RSA PRIVATE KEY`` / ``ENCRYPTED PRIVATE KEY`` (with
   ``private_key_passphrase``), optionally followed by the certificate chain in the same text;
 * JWK JSON (``{"kty": "RSA", "d": ..., "kid": ...}``), also base64-encoded as Digdir's libraries take it;
   ``kid`` defaults to the JWK's own;

@@ -32,7 +32,7 @@ CONNECTION_FORM: dict[str, Any] = {
         "placeholders": {
             "host": "http://127.0.0.1:8765 (leave empty for tt02/production/atNN)",
             "login": "3f1c2a9e-0000-4000-8000-000000000000",
-            "password": "-----BEGIN PRIVATE KEY----- ...",
+            "password": "PEM private key (BEGIN PRIVATE KEY ...), JWK JSON, or an Altinn token",
             "extra": '{"environment": "tt02", "key_id": "my-key-2026", "scopes": "altinn:events.subscribe"}',
         },
     },

