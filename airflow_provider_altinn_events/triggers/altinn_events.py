@@ -42,6 +42,10 @@ __all__ = ["AltinnEventsSensorTrigger", "AltinnEventsWatcherTrigger"]
 
 DEFAULT_CONN_ID = "altinn_events_default"
 
+#: Seconds a watcher waits after yielding before it stores the cursor: the triggerer persists the event
+#: asynchronously (about 1 s after the yield on Airflow 3.3.2) and sends no acknowledgement.
+PERSIST_SETTLE_SECONDS = 2.0
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Common to both triggers
@@ -261,8 +265,8 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
     (``status="events"``), so a DAG reads them from ``triggering_asset_events[...].extra["payload"]["events"]``.
     Batching per poll is deliberate: Airflow folds asset events that arrive close together into one DAG run.
 
-    The cursor lives in the trigger's asset state store (Airflow 3.3) and is written right after each yield,
-    so a triggerer restart or a DAG re-parse resumes after the last events emitted. There is no
+    The cursor lives in the trigger's asset state store (Airflow 3.3) and is written once the yielded event had
+    time to be stored (``PERSIST_SETTLE_SECONDS`` after the yield), so a triggerer restart or a DAG re-parse resumes after the last events emitted. There is no
     acknowledgement: an event yielded just before a crash can be emitted again (at least once); consumers
     dedupe by event id. Where there is no store the cursor is kept in memory (one log line says so).
 
@@ -342,12 +346,16 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
                 state = step.state
                 if step.done or (step.at_end and state.matched):
                     yield TriggerEvent(TriggerPayload.batch(resource, state.after, state.matched).to_dict())
-                    await self._save(cursor, state.after)  # after the yield: at least once, never skip
                     self.log.info(
                         "Emitted %d event(s) of %s; cursor %s", len(state.matched), resource, state.after
                     )
                     state = state.handed_over()
-                    await asyncio.sleep(self.poll_interval)
+                    # The triggerer stores a yielded event about a second later and never acknowledges it. A
+                    # cursor written at once could get ahead of an event that a triggerer stopped in that second
+                    # never stored (measured: lost). Write it only after the event had time to be stored, so a
+                    # stop in between re-emits the batch instead (at least once, never skip).
+                    await asyncio.sleep(max(self.poll_interval, PERSIST_SETTLE_SECONDS))
+                    await self._save(cursor, state.after)
                 elif step.at_end:  # nothing to emit: e.g. the end found for "latest", or skipped events
                     await self._save(cursor, state.after)
                     await asyncio.sleep(self.poll_interval)
