@@ -122,7 +122,12 @@ def test_operator_rides_out_faults_and_token_expiry(
     _check(handle, tmp_path, ids)
     stats = handle.stats()
     assert stats["token_exchanges"] - exchanges_before >= int(seconds // 2)  # a fresh token every ~1.5 s
-    assert stats["requests"][f"GET {EXCHANGE}"] > stats["token_exchanges"]  # one exchange was refused
+    # The refused exchange is armed on a timer; on a fast run no exchange may follow it. When it was served,
+    # the run must have ridden it out (more exchange requests than successful exchanges).
+    pending = handle.admin.get("/_emulator/faults").json()["faults"]
+    exchange_fault_pending = any(f.get("path") == EXCHANGE for f in pending)
+    if not exchange_fault_pending:
+        assert stats["requests"][f"GET {EXCHANGE}"] > stats["token_exchanges"]  # one exchange was refused
     assert stats["requests"][f"GET {EVENTS}"] >= summary["pages"] + 1 + 3 + 2 + 2 + 1
 
 
