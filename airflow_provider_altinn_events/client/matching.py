@@ -63,7 +63,7 @@ SEEN_IDS_LIMIT = 2048
 months does not grow without end. The cursor only moves forward, so duplicates are always recent."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventFilter:
     """Which events to wait for; a plain-JSON value so it travels in trigger kwargs.
 
@@ -213,7 +213,7 @@ def _event_types(value: Any) -> tuple[str, ...]:
     raise AltinnConfigError(f"event_types must be {_EVENT_TYPES_HELP}; got {value!r}", field="event_types")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PollState:
     """Where a wait stands: the cursor, the matches not yet handed over, and recently seen ids.
 
@@ -269,7 +269,7 @@ def initial_state(after: str) -> PollState:
     return PollState(after=after, seen=() if after == "0" else (after,))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PollStep:
     """What one page did to a wait.
 

@@ -108,7 +108,7 @@ class CloudEvent(Mapping[str, Any]):
         return self._raw.get("data")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventPage:
     """One page of ``GET /events`` (or ``GET /app/...``).
 

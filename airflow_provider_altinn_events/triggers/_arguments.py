@@ -7,23 +7,30 @@ Only the standard library is imported at module level; the filter and the errors
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["_filter_kwargs", "_min_max_events", "_poll_interval"]
+if TYPE_CHECKING:
+    from airflow_provider_altinn_events.client.matching import EventFilter
+
+__all__ = ["_event_filter", "_min_max_events", "_poll_interval"]
 
 
-def _filter_kwargs(
+def _event_filter(
     resource: str,
     event_types: Sequence[str] | str | None,
     subject: str | None,
     alternative_subject: str | None,
     source: str | None,
     where: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """Normalise and check the filter arguments (at construction, so a watcher's typo is a DAG import error)."""
+) -> EventFilter:
+    """Normalise and check the filter arguments (at construction, so a watcher's typo is a DAG import error).
+
+    The trigger keeps the checked filter, not its kwargs: it is what every poll uses, and a slotted frozen
+    value is the smallest form to hold for hundreds of waiting triggers; ``serialize()`` writes it back out.
+    """
     from airflow_provider_altinn_events.client.matching import EventFilter
 
-    checked = EventFilter.from_arguments(
+    return EventFilter.from_arguments(
         resource=resource,
         event_types=event_types,
         subject=subject,
@@ -31,7 +38,6 @@ def _filter_kwargs(
         source=source,
         where=where,
     )
-    return checked.to_dict()
 
 
 def _poll_interval(value: Any) -> float:

@@ -12,7 +12,8 @@ Shared rules (DESIGN.md 4.4, PERFORMANCE-NOTES.md):
   trigger of a triggerer that uses the same connection shares one connection pool and one token, and the
   client refreshes that token itself, however long the wait;
 * the first poll is spread over ``poll_interval`` (jitter), so a triggerer restart does not make every
-  trigger poll at the same instant;
+  trigger poll at the same instant; wake-ups fall on a shared grid of ticks, so the polls due in one tick
+  share the event loop's wake-ups (``_cadence.py``);
 * transient errors are retried inside the client; what still fails counts against a consecutive-failure
   budget that every good poll resets. A rate limit (429) is not a failure: the next poll waits
   ``max(poll_interval, Retry-After)``;
@@ -25,13 +26,13 @@ pay for the HTTP and JWT stack.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-from airflow_provider_altinn_events.triggers._arguments import _filter_kwargs, _min_max_events, _poll_interval
+from airflow_provider_altinn_events.triggers._arguments import _event_filter, _min_max_events, _poll_interval
+from airflow_provider_altinn_events.triggers._cadence import Cadence
 from airflow_provider_altinn_events.triggers._runtime import _CLIENTS, _CursorStore
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ PERSIST_SETTLE_SECONDS = 2.0
 class _AltinnPolling:
     """Fetching, failure counting and jitter, shared by both triggers (mixed into BaseTrigger subclasses)."""
 
-    filter_kwargs: dict[str, Any]
+    event_filter: EventFilter
     after: str
     poll_interval: float
     max_consecutive_failures: int
@@ -71,18 +72,13 @@ class _AltinnPolling:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                **self.filter_kwargs,
+                **self.event_filter.to_dict(),
                 "after": self.after,
                 **own,
                 "max_consecutive_failures": self.max_consecutive_failures,
                 "altinn_events_conn_id": self.altinn_events_conn_id,
             },
         )
-
-    def _event_filter(self) -> EventFilter:
-        from airflow_provider_altinn_events.client.matching import EventFilter
-
-        return EventFilter.from_dict(self.filter_kwargs)
 
     def _check_scopes(self, client: AsyncAltinnEventsClient) -> None:
         """Refuse at once when the connection does not ask for the scope reading events needs.
@@ -92,10 +88,6 @@ class _AltinnPolling:
         from airflow_provider_altinn_events.client.scopes import SUBSCRIBE, require_scope
 
         require_scope(client.settings, SUBSCRIBE, operation="reading events (GET /events)")
-
-    async def _first_poll_jitter(self) -> None:
-        if self.poll_interval > 0:
-            await asyncio.sleep(random.uniform(0, self.poll_interval))  # spreading load, not crypto
 
     async def _fetch_page(
         self, client: AsyncAltinnEventsClient, event_filter: EventFilter, state: PollState
@@ -199,9 +191,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
     ) -> None:
         super().__init__()
-        self.filter_kwargs = _filter_kwargs(
-            resource, event_types, subject, alternative_subject, source, where
-        )
+        self.event_filter = _event_filter(resource, event_types, subject, alternative_subject, source, where)
         self.after = after
         self.min_events, self.max_events = _min_max_events(min_events, max_events)
         self.poll_interval = _poll_interval(poll_interval)
@@ -214,43 +204,46 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        payload = await self._wait()
-        yield TriggerEvent(payload)
-
-    async def _wait(self) -> dict[str, Any]:
+        # One frame for the whole wait, no helper coroutine or context manager: hundreds of these sleep at once
+        # in a triggerer, and each suspended frame is memory held for as long as the wait lasts.
         from airflow_provider_altinn_events._payloads import TriggerPayload
         from airflow_provider_altinn_events.client.matching import initial_state, poll_step
         from airflow_provider_altinn_events.exceptions import AltinnError
 
-        event_filter = self._event_filter()
+        event_filter = self.event_filter
         resource = event_filter.resource
         state = initial_state(self.after)
-        async with _CLIENTS.lease(self.altinn_events_conn_id) as client:
+        conn_id = self.altinn_events_conn_id
+        client = await _CLIENTS.acquire(conn_id)
+        try:
             try:
-                self._check_scopes(client)
-            except AltinnError as error:  # permanent: the sensor fails with the message, nothing was sent
-                return TriggerPayload.failure(resource, state.after, error).to_dict()
-            await self._first_poll_jitter()
-            while True:
-                try:
+                self._check_scopes(client)  # permanent: the sensor fails with the message, nothing was sent
+                cadence = Cadence(self.poll_interval)
+                await cadence.first()
+                while True:
                     page = await self._fetch_page(client, event_filter, state)
-                except AltinnError as error:
-                    return TriggerPayload.failure(resource, state.after, error).to_dict()
-                step = poll_step(
-                    state, page, event_filter, min_events=self.min_events, max_events=self.max_events
-                )
-                state = step.state
-                if step.done:
-                    self.log.info(
-                        "Found %d matching event(s) of %s after %d page(s); cursor now %s",
-                        len(state.matched),
-                        resource,
-                        state.pages,
-                        state.after,
+                    step = poll_step(
+                        state, page, event_filter, min_events=self.min_events, max_events=self.max_events
                     )
-                    return TriggerPayload.success(resource, state.after, state.matched).to_dict()
-                if step.at_end:
-                    await asyncio.sleep(self.poll_interval)
+                    state = step.state
+                    if step.done:
+                        break
+                    if step.at_end:
+                        await cadence.next()
+            except AltinnError as error:  # refused for good, or the failure budget is spent
+                payload = TriggerPayload.failure(resource, state.after, error)
+            else:
+                self.log.info(
+                    "Found %d matching event(s) of %s after %d page(s); cursor now %s",
+                    len(state.matched),
+                    resource,
+                    state.pages,
+                    state.after,
+                )
+                payload = TriggerPayload.success(resource, state.after, state.matched)
+        finally:
+            await _CLIENTS.release(conn_id, client)
+        yield TriggerEvent(payload.to_dict())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -301,9 +294,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         super().__init__()
         from airflow_provider_altinn_events.client.matching import initial_state
 
-        self.filter_kwargs = _filter_kwargs(
-            resource, event_types, subject, alternative_subject, source, where
-        )
+        self.event_filter = _event_filter(resource, event_types, subject, alternative_subject, source, where)
         initial_state(after)  # fail at DAG parse on an empty cursor, not in the triggerer
         self.after = after
         self.poll_interval = _poll_interval(poll_interval)
@@ -325,7 +316,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         from airflow_provider_altinn_events._payloads import TriggerPayload
         from airflow_provider_altinn_events.client.matching import initial_state, poll_step
 
-        event_filter = self._event_filter()
+        event_filter = self.event_filter
         resource = event_filter.resource
         cursor = _CursorStore(getattr(self, "asset_state_store", None), self.cursor_key, self.log)
         stored = await cursor.load()
@@ -337,9 +328,12 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
             "stored" if stored else "start",
         )
         batch = self.max_events_per_trigger_event
-        async with _CLIENTS.lease(self.altinn_events_conn_id) as client:
+        conn_id = self.altinn_events_conn_id
+        client = await _CLIENTS.acquire(conn_id)  # see the sensor trigger: no context-manager frame
+        try:
             self._check_scopes(client)  # raises: a watcher fails like on any permanent error
-            await self._first_poll_jitter()
+            cadence = Cadence(self.poll_interval)
+            await cadence.first()
             while True:
                 page = await self._fetch_page(client, event_filter, state)
                 step = poll_step(state, page, event_filter, min_events=batch, max_events=batch)
@@ -354,11 +348,13 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
                     # cursor written at once could get ahead of an event that a triggerer stopped in that second
                     # never stored (measured: lost). Write it only after the event had time to be stored, so a
                     # stop in between re-emits the batch instead (at least once, never skip).
-                    await asyncio.sleep(max(self.poll_interval, PERSIST_SETTLE_SECONDS))
+                    await cadence.next(at_least=PERSIST_SETTLE_SECONDS)
                     await self._save(cursor, state.after)
                 elif step.at_end:  # nothing to emit: e.g. the end found for "latest", or skipped events
                     await self._save(cursor, state.after)
-                    await asyncio.sleep(self.poll_interval)
+                    await cadence.next()
+        finally:
+            await _CLIENTS.release(conn_id, client)
 
     async def _save(self, cursor: _CursorStore, after: str) -> None:
         try:
