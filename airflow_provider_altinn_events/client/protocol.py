@@ -223,35 +223,9 @@ def build_list_events_request(
     headers = {"Accept": CLOUDEVENTS_JSON}
     if alternative_subject:
         headers["Altinn-AlternativeSubject"] = alternative_subject
-    url = _events_url(settings.events_url, (resource, *type_list, subject), tuple(params))
-    return httpx.Request("GET", url, headers=headers)
-
-
-#: The last ``GET /events`` URL per events URL and filter (not cursor or size): (query params, parsed URL).
-_EVENTS_URLS: dict[tuple[str, tuple[str | None, ...]], tuple[tuple[tuple[str, str], ...], httpx.URL]] = {}
-_EVENTS_URLS_MAX = 4096
-
-
-def _events_url(
-    events_url: str, shape: tuple[str | None, ...], params: tuple[tuple[str, str], ...]
-) -> httpx.URL:
-    """The parsed ``GET /events`` URL, reused while it does not change.
-
-    A waiting trigger asks for the same URL on every poll until something arrives, and parsing and encoding
-    it is most of what building the request costs (``httpx.URL`` validates every character). One entry per
-    filter, replaced when the cursor or the page size moves, so the memo holds about one URL per waiting
-    trigger; it is emptied when it reaches :data:`_EVENTS_URLS_MAX` entries (the filters of finished waits).
-    ``httpx.URL`` is immutable, so requests can share one; the memo changes no result of this module.
-    """
-    key = (events_url, shape)
-    cached = _EVENTS_URLS.get(key)
-    if cached is not None and cached[0] == params:
-        return cached[1]
-    url = httpx.URL(f"{events_url}/events", params=params)
-    if len(_EVENTS_URLS) >= _EVENTS_URLS_MAX:
-        _EVENTS_URLS.clear()
-    _EVENTS_URLS[key] = (params, url)
-    return url
+    # Not memoised: a URL kept per waiting trigger costs about 0.8 KiB each, more than the 40-60 us its
+    # parse costs per poll is worth (benchmarks/trigger_fleet.py, docs/performance.rst)
+    return httpx.Request("GET", f"{settings.events_url}/events", params=tuple(params), headers=headers)
 
 
 def build_list_app_events_request(
