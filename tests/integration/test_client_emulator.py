@@ -20,7 +20,11 @@ import jwt
 import pytest
 
 from airflow_provider_altinn_events.client import tokens as tokens_module
-from airflow_provider_altinn_events.client.clients import AltinnEventsClient, AsyncAltinnEventsClient
+from airflow_provider_altinn_events.client.clients import (
+    MAX_CONNECTIONS,
+    AltinnEventsClient,
+    AsyncAltinnEventsClient,
+)
 from airflow_provider_altinn_events.client.retry import RetryPolicy
 from airflow_provider_altinn_events.client.settings import AltinnSettings
 from airflow_provider_altinn_events.emulator.handle import (
@@ -167,6 +171,48 @@ async def test_two_hundred_concurrent_coroutines_use_one_grant_and_one_exchange(
     stats = altinn_emulator.stats()
     assert (stats["token_grants"], stats["token_exchanges"]) == (1, 1)
     assert stats["requests"][GET_EVENTS] == 200
+
+
+async def test_a_burst_of_requests_shares_a_bounded_pool_of_connections(
+    altinn_emulator: EmulatorHandle,
+) -> None:
+    """A triggerer's polls arrive in ticks; the shared client must carry a tick of hundreds of requests on at
+    most MAX_CONNECTIONS connections (each kept alive costs memory) and still answer every one of them."""
+    import psutil
+
+    port = urllib.parse.urlsplit(altinn_emulator.base_url).port
+    process = psutil.Process()
+    most = 0
+    done = asyncio.Event()
+
+    def established() -> int:
+        return sum(
+            1
+            for c in process.net_connections(kind="tcp")
+            if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        )
+
+    async def count_connections() -> None:
+        nonlocal most
+        while not done.is_set():
+            most = max(most, established())
+            await asyncio.sleep(0.005)
+
+    async with AsyncAltinnEventsClient(settings_for(altinn_emulator), retry=FAST) as client:
+        await client.list_events(resource=RESOURCE)  # the token first: its requests are not the burst's
+        # the token flow keeps its own connection to this host (Maskinporten and the exchange are emulated here)
+        others = established() - 1
+        sampler = asyncio.create_task(count_connections())
+        try:
+            pages = await asyncio.gather(
+                *(client.list_events(resource=f"{RESOURCE}-{i}") for i in range(300))
+            )
+        finally:
+            done.set()
+            await sampler
+    assert len(pages) == 300
+    assert altinn_emulator.stats()["requests"][GET_EVENTS] == 301
+    assert 2 <= most - others <= MAX_CONNECTIONS  # concurrent (more than one), and bounded
 
 
 def test_short_token_lifetime_leads_to_exactly_one_refresh(

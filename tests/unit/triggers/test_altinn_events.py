@@ -266,3 +266,14 @@ async def test_cursor_store_in_memory_says_so_once() -> None:
     await store.save("e1")
     await store.save("e2")
     assert len(log.lines) == 1 and "in memory" in log.lines[0]
+
+
+def test_triggers_share_one_logger_per_class() -> None:
+    """Hundreds of waiting triggers must not each build a structlog logger (about 1 KiB each): the triggerer
+    routes lines by the trigger_id in context variables, so one logger per class logs the same."""
+    first, second = AltinnEventsSensorTrigger(resource=RES), AltinnEventsSensorTrigger(resource=RES)
+    watcher = AltinnEventsWatcherTrigger(resource=RES)
+    assert first.log is second.log
+    assert first.log is AltinnEventsSensorTrigger.logger()
+    assert watcher.log is AltinnEventsWatcherTrigger(resource=RES).log
+    assert watcher.log is not first.log  # still named after its own class
