@@ -39,7 +39,15 @@ def on_grid(value: float, tick: float) -> bool:
 
 @pytest.mark.parametrize(
     ("interval", "tick"),
-    [(0.1, MIN_TICK), (0.5, MIN_TICK), (2.0, 0.2), (5.0, 0.5), (10.0, MAX_TICK), (30.0, MAX_TICK), (3600.0, 1.0)],
+    [
+        (0.1, MIN_TICK),
+        (0.5, MIN_TICK),
+        (2.0, 0.2),
+        (5.0, 0.5),
+        (10.0, MAX_TICK),
+        (30.0, MAX_TICK),
+        (3600.0, 1.0),
+    ],
 )
 def test_tick_is_a_tenth_of_the_interval_within_bounds(interval: float, tick: float) -> None:
     assert tick_for(interval) == pytest.approx(tick)
@@ -66,7 +74,7 @@ def test_next_polls_keep_the_interval_when_polls_are_fast() -> None:
     for _ in range(20):
         loop.now = loop.alarms[-1] + 0.037  # woke on time; the poll took 37 ms
         cadence.next()
-    gaps = [b - a for a, b in zip(loop.alarms, loop.alarms[1:])]
+    gaps = [b - a for a, b in zip(loop.alarms, loop.alarms[1:], strict=False)]
     assert all(gap == pytest.approx(5.0) for gap in gaps)  # fixed rate: the poll's own time is not added
     assert all(on_grid(when, cadence.tick) for when in loop.alarms)
 
