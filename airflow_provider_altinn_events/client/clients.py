@@ -357,8 +357,9 @@ class AltinnEventsClient(_ClientBase):
 class AsyncAltinnEventsClient(_ClientBase):
     """Asynchronous client for the Altinn Events API (triggers, async tasks): the mirror of the sync one.
 
-    :param transport: an ``httpx.AsyncBaseTransport``; defaults to ``httpx_aiohttp.AiohttpTransport``, which
-        costs a fraction of httpx's native async transport per request (PERFORMANCE-NOTES.md), with at most
+    :param transport: an ``httpx.AsyncBaseTransport``; defaults to httpx-aiohttp's transport (as
+        :class:`~.transport.AltinnAiohttpTransport`, which reads each answer whole), costing a fraction of
+        httpx's native async transport per request (PERFORMANCE-NOTES.md), with at most
         :data:`MAX_CONNECTIONS` connections.
 
     Use it from one event loop; share one per connection in a process rather than one per task.
@@ -374,9 +375,9 @@ class AsyncAltinnEventsClient(_ClientBase):
     ) -> None:
         super().__init__(settings, retry, clock)
         if transport is None:
-            from httpx_aiohttp import AiohttpTransport
+            from airflow_provider_altinn_events.client.transport import AltinnAiohttpTransport
 
-            transport = AiohttpTransport(limits=POOL_LIMITS)
+            transport = AltinnAiohttpTransport(limits=POOL_LIMITS)
         self._transport = transport
         self._http = httpx.AsyncClient(
             auth=self.auth,

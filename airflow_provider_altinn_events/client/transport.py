@@ -1,0 +1,80 @@
+"""The async client's transport: httpx-aiohttp's, with each answer read whole in one step.
+
+``httpx_aiohttp.AiohttpTransport`` hands httpx a streaming response: httpx then reads the body through its
+stream layers (``aiter_bytes`` over ``aiter_raw`` over an aiohttp chunk iterator, with a decoder and a
+close step), and the adapter builds a new ``aiohttp.ClientTimeout`` for every request. The clients read
+every body in full anyway (Altinn answers are JSON documents, at most one page of 1,000 events), so this
+transport reads it in one ``aiohttp`` call and returns an ``httpx.Response`` that already holds its
+content; httpx still decodes a compressed body as usual. Same connections, proxies, TLS, exception mapping
+and timeouts as the adapter; only the body handling and the per-request allocations differ. A triggerer
+pays this per poll: see ``docs/performance.rst``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from aiohttp import ClientSession, ClientTimeout
+from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
+
+__all__ = ["AltinnAiohttpTransport"]
+
+_HTTP_1_1 = b"HTTP/1.1"
+
+
+class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_aiohttp is not type-checked here
+    """``AiohttpTransport`` that returns responses with their body already read (see the module text).
+
+    Requests it does not specialise (a streamed body, a proxy, an SNI override) go to the parent class.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._timeouts: dict[tuple[Any, Any, Any], ClientTimeout] = {}
+
+    async def _adapter(self, request: httpx.Request) -> httpx.Response:
+        response: httpx.Response = await super().handle_async_request(request)
+        return response
+
+    def _timeout(self, request: httpx.Request) -> ClientTimeout:
+        timeout = request.extensions.get("timeout", {})
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:  # one per distinct timeout: a client has one or two
+            found = self._timeouts[key] = ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
+        return found
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.proxy is not None or "sni_hostname" in request.extensions:
+            return await self._adapter(request)
+        try:
+            data = request.content or None
+        except httpx.RequestNotRead:  # a streamed body: the adapter knows how to send one
+            return await self._adapter(request)
+        session: Any = getattr(self, "client", None)  # the parent keeps a session, a factory or None
+        if not isinstance(session, ClientSession):
+            session = self.client = self.get_client()
+        with map_aiohttp_exceptions():
+            async with session.request(
+                request.method,
+                str(request.url),
+                headers=request.headers,
+                data=data,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=self._timeout(request),
+            ) as answer:
+                body = await answer.read()
+        extensions: dict[str, Any] = {"http_version": _HTTP_1_1}
+        if answer.reason:
+            extensions["reason_phrase"] = answer.reason.encode()
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.raw_headers,
+            content=body,
+            request=request,
+            extensions=extensions,
+        )

@@ -1,0 +1,144 @@
+"""The async client's transport over real HTTP on 127.0.0.1: answers read whole must look exactly like the
+httpx-aiohttp adapter's (status, headers, decoded body), and failures must map to the same httpx errors."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiohttp import web
+from httpx_aiohttp import AiohttpTransport
+
+from airflow_provider_altinn_events.client.transport import AltinnAiohttpTransport
+
+PAGE = [{"id": str(i), "type": "t", "source": "s", "specversion": "1.0"} for i in range(50)]
+
+
+async def _page(_request: web.Request) -> web.Response:
+    return web.json_response(PAGE, headers={"next": "https://x/events?after=49"})
+
+
+async def _gzipped(_request: web.Request) -> web.Response:
+    body = gzip.compress(json.dumps(PAGE).encode())
+    return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+
+async def _slow(_request: web.Request) -> web.Response:
+    await asyncio.sleep(2)
+    return web.json_response([])
+
+
+async def _echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.json_response(
+        {
+            "body": body.decode(),
+            "auth": request.headers.get("Authorization"),
+            "query": request.rel_url.raw_query_string,
+        },
+        status=201,
+        reason="Made",
+    )
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/page", _page)
+    app.router.add_get("/gzip", _gzipped)
+    app.router.add_get("/slow", _slow)
+    app.router.add_post("/echo", _echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _get_both(url: str) -> tuple[httpx.Response, httpx.Response]:
+    async with (
+        httpx.AsyncClient(transport=AltinnAiohttpTransport()) as ours,
+        httpx.AsyncClient(transport=AiohttpTransport()) as adapter,
+    ):
+        return await ours.get(url), await adapter.get(url)
+
+
+async def test_a_page_reads_exactly_as_through_the_adapter(server: str) -> None:
+    ours, adapter = await _get_both(f"{server}/page")
+    assert ours.status_code == adapter.status_code == 200
+    assert ours.content == adapter.content
+    assert ours.json() == PAGE
+    assert ours.headers["next"] == adapter.headers["next"] == "https://x/events?after=49"
+    assert ours.reason_phrase == adapter.reason_phrase == "OK"
+    assert ours.http_version == "HTTP/1.1"
+
+
+async def test_a_compressed_answer_is_decoded(server: str) -> None:
+    ours, adapter = await _get_both(f"{server}/gzip")
+    assert ours.headers["content-encoding"] == "gzip"
+    assert ours.json() == adapter.json() == PAGE
+
+
+async def test_body_headers_query_and_reason_go_through_as_through_the_adapter(server: str) -> None:
+    answers = []
+    for transport in (AltinnAiohttpTransport(), AiohttpTransport()):
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.post(
+                f"{server}/echo",
+                params={"resource": "urn:altinn:resource:a b", "after": "0"},
+                content=b'{"id": "1"}',
+                headers={"Authorization": "Bearer t0ken"},
+            )
+        assert (response.status_code, response.reason_phrase) == (201, "Made")
+        answers.append(response.json())
+    assert answers[0] == answers[1]
+    assert answers[0]["body"] == '{"id": "1"}'
+    assert answers[0]["auth"] == "Bearer t0ken"
+    assert answers[0]["query"].endswith("a+b&after=0")
+
+
+async def test_a_streamed_body_still_works_through_the_adapter_path(server: str) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"a": '
+        yield b"1}"
+
+    async with httpx.AsyncClient(transport=AltinnAiohttpTransport()) as client:
+        response = await client.post(f"{server}/echo", content=chunks())
+    assert response.json()["body"] == '{"a": 1}'
+
+
+async def test_a_slow_answer_is_an_httpx_timeout(server: str) -> None:
+    async with httpx.AsyncClient(transport=AltinnAiohttpTransport(), timeout=0.3) as client:
+        with pytest.raises(httpx.TimeoutException):
+            await client.get(f"{server}/slow")
+
+
+async def test_a_refused_connection_maps_to_the_same_httpx_error_as_the_adapter() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    raised: list[type[BaseException]] = []
+    for transport in (AltinnAiohttpTransport(), AiohttpTransport()):
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx.TransportError) as caught:
+                await client.get(f"http://127.0.0.1:{port}/page")
+        raised.append(type(caught.value))
+    assert raised[0] is raised[1]
+
+
+async def test_one_timeout_object_per_distinct_timeout(server: str) -> None:
+    transport = AltinnAiohttpTransport()
+    async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+        for _ in range(20):
+            await client.get(f"{server}/page")
+        await client.get(f"{server}/page", timeout=7)
+    assert len(transport._timeouts) == 2
