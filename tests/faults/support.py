@@ -237,7 +237,12 @@ async def run_sensor_poke(resource: str, *, min_events: int, after: str = "0", *
 
 
 async def run_sensor_trigger(
-    resource: str, *, min_events: int, after: str = "0", max_consecutive_failures: int = 10
+    resource: str,
+    *,
+    min_events: int,
+    after: str = "0",
+    max_consecutive_failures: int = 10,
+    run_timeout: float = RUN_TIMEOUT,
 ) -> Outcome:
     """The sensor's trigger as the triggerer runs it, its payload then resumed by ``execute_complete``."""
     original = AltinnEventsSensorTrigger(
@@ -252,7 +257,7 @@ async def run_sensor_trigger(
     trigger = AltinnEventsSensorTrigger(**json.loads(json.dumps(kwargs)))
     gen = cast(AsyncGenerator[Any, None], trigger.run())
     try:
-        event = await asyncio.wait_for(anext(gen), RUN_TIMEOUT)
+        event = await asyncio.wait_for(anext(gen), run_timeout)
     finally:
         await gen.aclose()
     payload = TriggerPayload.from_dict(event.payload)
@@ -272,6 +277,7 @@ async def run_watcher(
     after: str = "0",
     max_consecutive_failures: int = 10,
     batch: int = 50,
+    run_timeout: float = RUN_TIMEOUT,
 ) -> Outcome:
     """The watcher as the triggerer runs it, until ``want(ids so far)`` holds, it raises, or time runs out."""
     trigger = AltinnEventsWatcherTrigger(
@@ -286,7 +292,7 @@ async def run_watcher(
     trigger.asset_state_store = state
     outcome = Outcome()
     gen = cast(AsyncGenerator[Any, None], trigger.run())
-    deadline = time.monotonic() + RUN_TIMEOUT
+    deadline = time.monotonic() + run_timeout
     try:
         while not want(outcome.ids):
             event = await asyncio.wait_for(anext(gen), max(0.1, deadline - time.monotonic()))

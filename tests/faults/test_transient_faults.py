@@ -7,13 +7,15 @@ own (the client's retries and the triggers' failure budgets absorb the faults), 
 event exactly once and in the service's order, and the emulator must show that the fault was really met.
 
 Readers start with events already stored (more than one page) and more events arrive while they run;
-publishing sends a list through the async client with bounded concurrency. "A minute" of faults is scaled
-down to a few seconds.
+publishing sends a list through the async client with bounded concurrency. Per component and fault, "a
+minute" of faults is scaled down to a few seconds; one test then runs all four components at once through a
+full minute of 503s on 30% of calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -188,4 +190,96 @@ async def test_token_expiring_between_pages(
     )
     assert grants >= 2, f"the token never expired during the run ({grants} grant(s))"
     check(result.outcome, result.expected, component)
+    assert run.lost == 0 and run.duplicated == 0
+
+
+MINUTE = 60.0
+
+
+async def test_a_full_minute_of_503_on_30_percent_of_calls_all_components_at_once(
+    altinn_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, fault_results: FaultLedger
+) -> None:
+    """The issue's own shape: for one minute about 30% of Events API calls (reads and publishes) answer 503,
+    while all four components run side by side. Events keep arriving through the minute (ten every 10 s on
+    each reader's resource) and the publish operator runs three times, so every component is busy for the
+    whole window. Each must finish with every event exactly once."""
+    monkeypatch.setenv(*connection_env(altinn_emulator, timeout=5.0))
+    reads, writes = Faults(altinn_emulator), Faults(altinn_emulator)  # counted apart: GET and POST faults
+    readers = {component: new_resource(component.split()[0]) for component in COMPONENTS[:3]}
+    published = new_resource("publish")
+    arrivals, step = 10, 10.0
+    total = BEFORE + arrivals * 6
+    for resource in readers.values():
+        await asyncio.to_thread(altinn_emulator.generate, resource, BEFORE, type="no.example.faults.v1")
+    run_ids = [f"manual__minute_{k}" for k in range(3)]
+
+    async def publish_later(run_id: str, delay: float) -> tuple[Outcome, int]:
+        await asyncio.sleep(delay)
+        return await with_task_retries(
+            lambda: run_publish(published, count=PUBLISH_COUNT, run_id=run_id, max_concurrency=2)
+        )
+
+    started = time.monotonic()
+    with (
+        reads.share_of_calls(0.3, seconds=MINUTE, method="GET", path=EVENTS_PATH, status=503),
+        writes.share_of_calls(0.3, seconds=MINUTE, method="POST", path=EVENTS_PATH, status=503),
+    ):
+        feeding = [
+            generate_later(altinn_emulator, resource, arrivals, 5.0 + k * step)
+            for resource in readers.values()
+            for k in range(6)
+        ]
+        outcomes = await asyncio.gather(
+            with_task_retries(
+                lambda: run_sensor_poke(readers["sensor (poke)"], min_events=total, timeout=3 * MINUTE)
+            ),
+            run_sensor_trigger(readers["sensor trigger"], min_events=total, run_timeout=3 * MINUTE),
+            run_watcher(
+                readers["watcher trigger"], want=lambda ids: len(set(ids)) >= total, run_timeout=3 * MINUTE
+            ),
+            *(publish_later(run_id, delay) for run_id, delay in zip(run_ids, (0.0, 25.0, 50.0), strict=True)),
+            *feeding,
+        )
+        busy_for = time.monotonic() - started
+    read_faults, write_faults = reads.served(), writes.served()
+    altinn_emulator.clear_faults()
+    poke, trigger, watcher = outcomes[0], outcomes[1], outcomes[2]
+    runs = {
+        "sensor (poke)": poke,
+        "sensor trigger": (trigger, 1),
+        "watcher trigger": (watcher, 1),
+    }
+    assert busy_for >= 50.0  # the readers needed the last arrivals, 55 s in: they ran through the window
+    assert read_faults >= 20 and write_faults >= 5, (read_faults, write_faults)
+    for index, (component, (outcome, tries)) in enumerate(runs.items()):
+        expected = stored_ids(altinn_emulator, readers[component])
+        run = fault_results.record(
+            scenario="503 for 30% for 60 s, all 4 at once",
+            component=component,
+            faults_injected=read_faults if index == 0 else 0,  # one shared window: count its faults once
+            completed=outcome.error is None,
+            outcome=ending(outcome, tries),
+            expected=expected,
+            seen=outcome.ids,
+        )
+        assert len(expected) == total
+        check(outcome, expected, component)
+        assert run.lost == 0 and run.duplicated == 0
+    publish_runs = outcomes[3:6]
+    seen_published: list[str] = []
+    for outcome, _tries in publish_runs:
+        assert outcome.error is None, f"publish failed: {outcome.error!r}"
+    stored = stored_ids(altinn_emulator, published)
+    for run_id in run_ids:
+        seen_published += publish_ids(published, PUBLISH_COUNT, run_id)
+    run = fault_results.record(
+        scenario="503 for 30% for 60 s, all 4 at once",
+        component="publish operator",
+        faults_injected=write_faults,
+        completed=all(outcome.error is None for outcome, _ in publish_runs),
+        outcome=ending(publish_runs[-1][0], max(tries for _, tries in publish_runs)),
+        expected=seen_published,
+        seen=stored,
+    )
+    assert sorted(stored) == sorted(seen_published)  # all three runs published, each event once
     assert run.lost == 0 and run.duplicated == 0
