@@ -6,7 +6,8 @@ check. For every fleet size N and every kind, N triggers, each on its own resour
 ``--poll-interval`` seconds in this one event loop. Kinds:
 
 * ``sensor``: ``AltinnEventsSensorTrigger``; ``watcher``: ``AltinnEventsWatcherTrigger`` without an asset
-  state store (in-memory cursor). Both spread their first poll over the interval themselves.
+  state store (in-memory cursor). Both spread their first poll over the interval themselves, on a tick grid
+  they share (``triggers/_cadence.py``).
 * ``http``: ``HttpEventTrigger``, started at random moments over one interval (a deployment's steady state:
   deferred tasks reach the triggerer at different times); ``http-burst``: all started at once, as after a
   triggerer restart (it has no jitter, so they keep polling together).
@@ -22,7 +23,8 @@ Per run it prints:
 * memory per trigger: Python heap growth (``tracemalloc``) since just before the triggers were created,
   averaged over one poll interval once every trigger has polled (requests in flight hold memory too),
   divided by N; the RSS growth over the same span is printed for reference (it is noisy: freed memory is
-  reused rather than returned, so a later run in the same process may show less);
+  reused rather than returned, so a later run in the same process may show less). With two sizes or more,
+  the marginal heap per trigger (the slope between sizes) and what a fleet pays once are printed too;
 * event-to-TriggerEvent latency p50/p99: events are generated on a sample of the resources while the fleet
   runs; latency is from just before the generate call to the moment the trigger yields.
 
@@ -489,6 +491,37 @@ def print_ratios(results: list[RunResult]) -> None:
                     f"  N={n:<5d} {kind:8s} vs {baseline:10s} CPU per poll {cpu:5.2f}   "
                     f"memory per trigger (heap) {heap:5.2f}"
                 )
+    print_marginal(by)
+
+
+def print_marginal(by: dict[tuple[str, int], RunResult]) -> None:
+    """Heap one more trigger costs: the slope of total heap between two fleet sizes of one kind.
+
+    Heap per trigger (total / N) includes what a fleet pays once, however large: for our triggers the shared
+    client (its kept-alive connections, token, aiohttp's URL caches), spread over few triggers at small N. The
+    slope leaves that out; it is the figure to size a triggerer with.
+    """
+    sizes = sorted({n for _, n in by})
+    if len(sizes) < 2:
+        return
+    print("\nMarginal heap per trigger (slope of the fleet's total heap between sizes), KiB")
+    slopes: dict[tuple[str, int, int], float] = {}
+    for kind in KINDS:
+        for low, high in zip(sizes, sizes[1:], strict=False):
+            a, b = by.get((kind, low)), by.get((kind, high))
+            if a is None or b is None:
+                continue
+            slopes[(kind, low, high)] = (b.heap_bytes - a.heap_bytes) / (high - low) / 1024
+            fixed = (a.heap_bytes / 1024) - slopes[(kind, low, high)] * low
+            print(
+                f"  {kind:10s} N={low}..{high}: {slopes[(kind, low, high)]:5.1f} KiB per trigger, "
+                f"{fixed:7.0f} KiB once"
+            )
+    for baseline in ("http", "http-burst"):
+        for (kind, low, high), slope in slopes.items():
+            base = slopes.get((baseline, low, high))
+            if kind in ("sensor", "watcher") and base and base > 0:
+                print(f"  N={low}..{high} {kind:8s} vs {baseline:10s} marginal memory {slope / base:5.2f}")
 
 
 async def warm_up(kinds: list[str]) -> None:

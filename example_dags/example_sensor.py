@@ -8,12 +8,14 @@ reached in the Variable ``altinn_events_example_cursor``, so the next run contin
 ``example_altinn_events_sensor_poke`` waits on the worker (poke mode) until at least five closed cases exist
 in the retained history and returns at most ten of them.
 
-Both use the connection ``altinn_events_default``. The Variable ``altinn_events_example_poll_interval``
-(seconds, default 30) sets how often they poll; tests and the demo set it low.
+Both use the connection ``altinn_events_default``. The environment variable
+``AIRFLOW_VAR_ALTINN_EVENTS_EXAMPLE_POLL_INTERVAL`` (seconds, default 30; read at parse time, so from the
+environment only) sets how often they poll; tests and the demo set it low.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pendulum
@@ -22,7 +24,8 @@ from airflow.sdk import DAG, Variable, XComArg, task
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
 
 RESOURCE = "urn:altinn:resource:ttd-altinn-events-automated-tests"
-POLL_INTERVAL = float(Variable.get("altinn_events_example_poll_interval", default="30"))
+# Read from the environment, never from the metadata database: a DAG file's top level runs on every parse.
+POLL_INTERVAL = float(os.environ.get("AIRFLOW_VAR_ALTINN_EVENTS_EXAMPLE_POLL_INTERVAL", "30"))
 
 with DAG(
     dag_id="example_altinn_events_sensor",

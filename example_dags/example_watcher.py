@@ -8,22 +8,25 @@ triggerer restart at the wrong instant can emit the last batch again), so key yo
 The watcher keeps its cursor in the asset's state store, so a triggerer restart or a DAG re-parse resumes
 after the last events it emitted. A new watcher starts at ``"latest"``: it does not replay the history.
 
-Uses the connection ``altinn_events_default``. The Variable ``altinn_events_example_poll_interval``
-(seconds, default 30) sets how often it polls. Like every asset-scheduled DAG, the watcher only runs once
+Uses the connection ``altinn_events_default``. The environment variable
+``AIRFLOW_VAR_ALTINN_EVENTS_EXAMPLE_POLL_INTERVAL`` (seconds, default 30; read at parse time, so from the
+environment only) sets how often it polls. Like every asset-scheduled DAG, the watcher only runs once
 the DAG is unpaused.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
+from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsWatcherTrigger
 
 RESOURCE = "urn:altinn:resource:ttd-altinn-events-automated-tests"
-POLL_INTERVAL = float(Variable.get("altinn_events_example_poll_interval", default="30"))
+# Read from the environment, never from the metadata database: a DAG file's top level runs on every parse.
+POLL_INTERVAL = float(os.environ.get("AIRFLOW_VAR_ALTINN_EVENTS_EXAMPLE_POLL_INTERVAL", "30"))
 
 # [START altinn_events_watcher]
 case_changes = Asset(

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from airflow_provider_altinn_events.client.urn import RESOURCE_PREFIX
+
 __all__ = [
     "CURSOR_NAME",
     "MANIFEST_NAME",
@@ -31,7 +33,6 @@ __all__ = [
 
 CURSOR_NAME = "_cursor.json"
 MANIFEST_NAME = "_manifest.json"
-RESOURCE_PREFIX = "urn:altinn:resource:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PART = re.compile(r"^part-\d{5,}\.ndjson(\.gz)?$")
 TEMP_MARKER = ".tmp-"

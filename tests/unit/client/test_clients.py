@@ -21,6 +21,7 @@ from airflow_provider_altinn_events.exceptions import (
     AltinnPayloadError,
     AltinnServerError,
     AltinnTransportError,
+    AltinnUnauthorizedError,
 )
 from tests.unit.client.helpers import RESOURCE, FakeAltinn, event, pem, rsa_key, settings
 
@@ -345,11 +346,89 @@ def test_settings_type_is_checked() -> None:
 async def test_async_client_defaults_to_the_aiohttp_transport() -> None:
     from httpx_aiohttp import AiohttpTransport
 
+    from airflow_provider_altinn_events.client.transport import AltinnAiohttpTransport
+
     client = AsyncAltinnEventsClient(settings())
     try:
-        assert isinstance(client._http._transport, AiohttpTransport)
+        transport = client._http._transport
+        assert isinstance(transport, AltinnAiohttpTransport) and isinstance(transport, AiohttpTransport)
+        assert transport.limits.max_connections == clients_module.MAX_CONNECTIONS
     finally:
         await client.aclose()
+
+
+class Refusing:
+    """GET /events that answers 200 until ``refuse`` is set, then 401 whatever the token."""
+
+    def __init__(self) -> None:
+        self.refuse = False
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return httpx.Response(401 if self.refuse else 200, json=[])
+
+
+async def test_fast_path_a_second_401_after_one_refresh_is_raised_async() -> None:
+    events = Refusing()
+    fake = FakeAltinn(events_handler=events)
+    async with AsyncAltinnEventsClient(settings(), transport=fake.transport(), retry=FAST) as client:
+        await client.list_events(
+            resource=RESOURCE
+        )  # a fresh token is cached: the next call takes the fast path
+        assert (fake.grants, fake.exchanges) == (1, 1)
+        events.refuse = True
+        with pytest.raises(AltinnUnauthorizedError):
+            await client.list_events(resource=RESOURCE)
+    assert (fake.grants, fake.exchanges) == (2, 2)  # exactly one refresh, no loop
+    assert events.calls == 3  # the good call, the refused one, the one retry with the new token
+
+
+async def test_fast_path_401_with_a_static_token_is_final_async() -> None:
+    events = Refusing()
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return events(request)
+
+    s = settings(auth="altinn_token", password="static-token", login=None)
+    async with AsyncAltinnEventsClient(s, transport=httpx.MockTransport(handler), retry=FAST) as client:
+        await client.list_events(resource=RESOURCE)
+        events.refuse = True
+        with pytest.raises(AltinnUnauthorizedError):
+            await client.list_events(resource=RESOURCE)
+    assert [r.url.path for r in seen] == ["/events/api/v1/events"] * 2  # no grant, no exchange, no second try
+    assert all(r.headers["Authorization"] == "Bearer static-token" for r in seen)
+
+
+async def test_fast_path_transport_error_names_the_url_async() -> None:
+    fake = FakeAltinn()
+    broken = {"now": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if broken["now"] and request.url.path.endswith("/events"):
+            raise httpx.ConnectError("refused")
+        return fake.handle(request)
+
+    async with AsyncAltinnEventsClient(
+        settings(), transport=httpx.MockTransport(handler), retry=FAST
+    ) as client:
+        await client.list_events(resource=RESOURCE)
+        broken["now"] = True
+        with pytest.raises(AltinnTransportError) as info:
+            await client.list_events(resource=RESOURCE)
+    assert "/events/api/v1/events" in str(info.value)
+    assert "urn:altinn" not in str(info.value)  # the query (filters, cursor) is left out
+
+
+async def test_a_closed_async_client_refuses_to_send() -> None:
+    fake = FakeAltinn()
+    client = AsyncAltinnEventsClient(settings(), transport=fake.transport(), retry=FAST)
+    await client.list_events(resource=RESOURCE)
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.list_events(resource=RESOURCE)
 
 
 def test_secrets_never_reach_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
