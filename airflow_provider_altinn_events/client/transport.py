@@ -8,6 +8,12 @@ transport reads it in one ``aiohttp`` call and returns an ``httpx.Response`` tha
 content; httpx still decodes a compressed body as usual. Same connections, proxies, TLS, exception mapping
 and timeouts as the adapter; only the body handling and the per-request allocations differ. A triggerer
 pays this per poll: see ``docs/performance.rst``.
+
+The query goes to aiohttp apart from the URL (``params``), as a plain aiohttp user would send it: yarl
+caches the URLs it parses from strings (an LRU of 128), and a full URL per waiting trigger kept about 1 KiB
+per trigger in that cache; the base URL is the same for every poll, and the URL with the query that aiohttp
+builds from it is not cached. The query's values are handed over decoded and aiohttp encodes them, as for
+any ``params``.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_a
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.proxy is not None or "sni_hostname" in request.extensions:
+        if self.proxy is not None or "sni_hostname" in request.extensions or request.url.fragment:
             return await self._adapter(request)
         try:
             data = request.content or None
@@ -56,10 +62,12 @@ class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_a
         session: Any = getattr(self, "client", None)  # the parent keeps a session, a factory or None
         if not isinstance(session, ClientSession):
             session = self.client = self.get_client()
+        url = request.url
         with map_aiohttp_exceptions():
             async with session.request(
                 request.method,
-                str(request.url),
+                str(url).partition("?")[0],  # no fragment here (those go to the adapter above)
+                params=url.params.multi_items() or None,
                 headers=request.headers,
                 data=data,
                 allow_redirects=False,
