@@ -142,3 +142,24 @@ async def test_one_timeout_object_per_distinct_timeout(server: str) -> None:
             await client.get(f"{server}/page")
         await client.get(f"{server}/page", timeout=7)
     assert len(transport._timeouts) == 2
+
+
+async def test_distinct_queries_do_not_fill_yarls_url_cache(server: str) -> None:
+    """A waiting trigger's URL differs from every other trigger's only in its query. Sent whole, each one
+    stays in yarl's LRU of parsed URLs (about 1 KiB each, up to 128); sent as base URL plus params, the cache
+    holds the base URL once. The adapter, for contrast, adds one entry per distinct URL."""
+    # yarl's cache of URLs parsed from strings, which aiohttp's URL(str) goes through
+    from yarl._url import encode_url
+
+    async def grown(transport: httpx.AsyncBaseTransport, tag: str) -> int:
+        encode_url.cache_clear()
+        async with httpx.AsyncClient(transport=transport) as client:
+            for i in range(40):
+                response = await client.get(
+                    f"{server}/page", params={"resource": f"urn:{tag}:{i}", "after": "0"}
+                )
+                assert response.status_code == 200
+        return int(encode_url.cache_info().currsize)
+
+    assert await grown(AltinnAiohttpTransport(), "ours") <= 2
+    assert await grown(AiohttpTransport(), "adapter") >= 40
