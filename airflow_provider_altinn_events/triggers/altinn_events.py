@@ -54,7 +54,8 @@ PERSIST_SETTLE_SECONDS = 2.0
 
 
 class _AltinnPolling:
-    """Fetching, failure counting and jitter, shared by both triggers (mixed into BaseTrigger subclasses)."""
+    """Fetching, failure counting and logging, shared by both triggers (mixed into BaseTrigger subclasses);
+    when to poll is :class:`~._cadence.Cadence`'s."""
 
     event_filter: EventFilter
     after: str
