@@ -12,6 +12,10 @@ payload ends up in ``AssetEvent.extra["payload"]``, where DAG authors read it
     {"status": "error", "resource": "urn:altinn:resource:x", "after": "<cursor reached>", "events": [],
      "error": {"type": "AltinnServerError", "message": "...", "retryable": true, "status_code": 503}}
 
+An error that no retry can fix adds ``"permanent": true`` to ``error`` (the key is left out otherwise, so
+payloads of other errors look as they always did); ``execute_complete`` then fails the task without Airflow's
+retries. A payload without the key reads as not permanent.
+
 Treat any change to these keys as a breaking change (CHANGELOG). Nothing here imports Airflow or a hook.
 """
 
@@ -50,12 +54,14 @@ class TriggerError:
     :param message: ``str()`` of the exception; our exceptions never carry secrets in their messages.
     :param retryable: whether the client considered the error transient.
     :param status_code: the HTTP status, when there was a response.
+    :param permanent: no later try can succeed (the exception's ``permanent`` flag): fail the task at once.
     """
 
     type: str
     message: str
     retryable: bool = False
     status_code: int | None = None
+    permanent: bool = False
 
     @classmethod
     def from_exception(cls, error: BaseException) -> TriggerError:
@@ -66,15 +72,19 @@ class TriggerError:
             message=str(error) or type(error).__name__,
             retryable=bool(getattr(error, "retryable", False)),
             status_code=status if isinstance(status, int) else None,
+            permanent=bool(getattr(error, "permanent", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "type": self.type,
             "message": self.message,
             "retryable": self.retryable,
             "status_code": self.status_code,
         }
+        if self.permanent:  # only when set: every other payload keeps its old shape
+            data["permanent"] = True
+        return data
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,7 @@ class TriggerPayload:
                 message=str(raw_error.get("message", "")),
                 retryable=bool(raw_error.get("retryable", False)),
                 status_code=status_code if isinstance(status_code, int) else None,
+                permanent=raw_error.get("permanent") is True,
             )
         if status is TriggerStatus.ERROR and error is None:
             raise AltinnPayloadError("an error payload must say what the error was")

@@ -7,19 +7,26 @@ Airflow fails a task on any exception anyway, so an ``AirflowException`` base wo
 ::
 
     AltinnError(Exception)                          root; the only thing callers must catch
-    ├── AltinnConfigError(AltinnError, ValueError)  bad connection or arguments; never retried
+    ├── AltinnConfigError(AltinnError, ValueError)  bad connection or arguments; never retried; permanent
     ├── AltinnAuthError(AltinnError)                getting a token failed
     │   ├── TokenGrantError                         Maskinporten refused the JWT grant (status, OAuth error)
     │   └── TokenExchangeError                      Altinn refused to exchange the Maskinporten token
+    │                                               (a 4xx other than 429 is permanent: bad credentials)
     ├── AltinnTransportError(AltinnError)           DNS/connect/read/timeout; retryable; httpx error as __cause__
     ├── AltinnAPIError(AltinnError)                 any non-2xx from the Events API
-    │   ├── AltinnBadRequestError        400        problem.errors exposed
+    │   ├── AltinnBadRequestError        400        problem.errors exposed; permanent
     │   ├── AltinnUnauthorizedError      401
-    │   ├── AltinnForbiddenError         403        usually a missing scope or policy
+    │   ├── AltinnForbiddenError         403        usually a missing scope or policy; permanent
     │   ├── AltinnNotFoundError          404
     │   ├── AltinnRateLimitError         429        retry_after parsed from the header; retryable
     │   └── AltinnServerError            5xx        retryable
     └── AltinnPayloadError(AltinnError, ValueError) a response or event body is not what the contract says
+
+``retryable`` says whether sending the same request again may help (the client's retry policy reads it);
+``permanent`` says whether running the task again may help: ``False`` for anything a later try could get
+past, ``True`` for a mistake someone has to fix (400, 403, refused credentials, bad configuration). The
+Airflow layer turns permanent errors into ``AirflowFailException`` in one place (``_boundary.py``), so Airflow
+does not spend its task retries on them.
 
 Messages never contain tokens, assertions or keys: URLs are stripped of their query strings, and bodies are
 quoted only from the service's own error responses.
@@ -82,10 +89,13 @@ class AltinnError(Exception):
     """Root of every error this provider raises.
 
     ``retryable`` says whether sending the same request again may succeed (the client's retry policy reads it
-    and never inspects messages). ``attempts`` is how many times the client sent the request before giving up.
+    and never inspects messages). ``permanent`` says that no later try can succeed until someone changes the
+    request, the connection or the service's grants (the Airflow layer then fails the task without retries).
+    ``attempts`` is how many times the client sent the request before giving up.
     """
 
     retryable: bool = False
+    permanent: bool = False
     attempts: int = 1
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -110,6 +120,8 @@ class AltinnConfigError(AltinnError, ValueError):
     :param field: the connection field or argument at fault, so the message and callers can name it.
     """
 
+    permanent = True
+
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
@@ -123,6 +135,9 @@ class AltinnAuthError(AltinnError):
     :param description: the service's ``error_description`` or problem detail (never contains a token).
     :param url: the token service's URL, without a query string.
     :param retryable: override; by default 5xx and 429 are retryable, other statuses are not.
+
+    A refusal with a 4xx status other than 429 (wrong key, unknown client, a scope the client may not have)
+    is ``permanent``: the same credentials get the same answer on every try.
 
     The class attribute ``step`` (``"grant"`` or ``"exchange"``) says which step of the token flow failed, so
     ``test_connection`` and logs can name it without parsing the message.
@@ -149,6 +164,7 @@ class AltinnAuthError(AltinnError):
             self.retryable = retryable
         elif status_code is not None:
             self.retryable = status_code >= 500 or status_code == 429
+        self.permanent = not self.retryable and status_code is not None and 400 <= status_code < 500
 
     def __str__(self) -> str:
         base = super().__str__()
@@ -238,7 +254,9 @@ class AltinnAPIError(AltinnError):
 
 
 class AltinnBadRequestError(AltinnAPIError):
-    """400: the service rejected the input; ``problem.errors`` names the fields."""
+    """400: the service rejected the input; ``problem.errors`` names the fields. Permanent."""
+
+    permanent = True
 
 
 class AltinnUnauthorizedError(AltinnAPIError):
@@ -246,7 +264,9 @@ class AltinnUnauthorizedError(AltinnAPIError):
 
 
 class AltinnForbiddenError(AltinnAPIError):
-    """403: authenticated but not allowed; usually a missing scope or resource policy."""
+    """403: authenticated but not allowed; usually a missing scope or resource policy. Permanent."""
+
+    permanent = True
 
 
 class AltinnNotFoundError(AltinnAPIError):

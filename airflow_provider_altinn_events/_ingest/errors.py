@@ -18,16 +18,21 @@ __all__ = ["IngestCancelledError", "IngestConflictError", "IngestStateError"]
 class IngestStateError(AltinnError):
     """The cursor or a manifest in the destination is unreadable, or was written for other filters.
 
-    Never retried: the state needs a person to look at it (the message names the file).
+    Never retried: the state needs a person to look at it (the message names the file); ``permanent``.
     """
+
+    permanent = True
 
 
 class IngestConflictError(IngestStateError):
     """The cursor changed under a running ingestion: two writers share one resource folder.
 
     The run stops without committing, so the other writer's progress is kept. Run one ingestion per
-    resource and destination at a time (``max_active_runs=1``).
+    resource and destination at a time (``max_active_runs=1``). Not permanent: the other writer may be done
+    by the next try.
     """
+
+    permanent = False
 
 
 class IngestCancelledError(AltinnError):

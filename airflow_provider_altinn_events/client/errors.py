@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from typing import Any
@@ -114,14 +115,21 @@ def parse_problem(response: httpx.Response) -> ProblemDetails:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date; ``None`` if absent/invalid."""
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date; ``None`` if absent/invalid.
+
+    Never NaN, infinite or negative: ``inf``, ``nan`` or a number too large for a float are invalid (as if the
+    header were absent), a negative number or a past date is 0. How long a poll loop then really waits is
+    capped by ``client/polling.py``.
+    """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

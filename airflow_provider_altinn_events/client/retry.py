@@ -13,9 +13,11 @@ and names the last status, so Airflow's own task retries can take over.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from airflow_provider_altinn_events.exceptions import AltinnAuthError, AltinnError, AltinnTransportError
 
@@ -74,16 +76,21 @@ class RetryPolicy:
         if not idempotent and not _surely_not_processed(error):
             return None
         retry_after = getattr(error, "retry_after", None)
-        if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool):
-            if retry_after > self.max_retry_after_seconds:
+        if _usable_seconds(retry_after):
+            if retry_after > self.max_retry_after_seconds:  # inf too: the poll loop's cap takes over
                 return None
-            delay = float(retry_after)
+            delay = max(0.0, float(retry_after))
         else:
             cap = min(self.backoff_max_seconds, self.backoff_base_seconds * (2 ** (attempt - 1)))
             delay = self.rng() * cap
         if elapsed_seconds + delay > self.budget_seconds:
             return None
         return delay
+
+
+def _usable_seconds(value: object) -> TypeGuard[float]:
+    """Whether ``value`` is a number of seconds to honour (not a bool, not NaN; ``inf`` is usable: too long)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def _surely_not_processed(error: AltinnError) -> bool:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_altinn_events._arguments import check_int
+
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
@@ -91,13 +93,19 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_int("page_size", page_size, 1, _MAX_PAGE_SIZE)
+        page_size = check_int(
+            page_size, "page_size", minimum=1, maximum=_MAX_PAGE_SIZE, why=" (Altinn's page limit)"
+        )
         if max_events is not None:
-            _check_int("max_events", max_events, 1)
-        _check_int("events_per_file", events_per_file, 1)
-        _check_int("dedupe_window", dedupe_window, 0)
+            max_events = check_int(max_events, "max_events", minimum=1)
+        events_per_file = check_int(events_per_file, "events_per_file", minimum=1)
+        dedupe_window = check_int(dedupe_window, "dedupe_window", minimum=0)
         if compression not in (None, "none", "gzip"):
-            raise ValueError(f"compression must be None or 'gzip', got {compression!r}")
+            from airflow_provider_altinn_events.exceptions import AltinnConfigError
+
+            raise AltinnConfigError(
+                f"compression must be None or 'gzip', got {compression!r}", field="compression"
+            )
         self.resource = resource
         self.destination = destination
         self.event_types = event_types
@@ -115,56 +123,43 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
     def execute(self, context: Context) -> dict[str, Any]:
         """Ingest, and return the run's summary.
 
-        :raises AirflowFailException: a mistake a retry cannot fix: a bad argument or connection, a 400/403
-            from Altinn, or a cursor in the destination that belongs to other filters or is unreadable.
-        :raises IngestConflictError: another ingestion of the same resource and destination moved the cursor.
+        :raises AirflowFailException: a mistake a retry cannot fix (the error's ``permanent`` flag): a bad
+            argument or connection, a 400/403 from Altinn, refused credentials, or a cursor in the destination
+            that belongs to other filters or is unreadable.
+        :raises IngestConflictError: another ingestion of the same resource and destination moved the cursor
+            (not permanent: the other writer may be done by the next try).
         """
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from airflow_provider_altinn_events._ingest import (
-            Filters,
-            IngestConflictError,
-            IngestSpec,
-            IngestStateError,
-            run_ingest,
-        )
+        from airflow_provider_altinn_events._boundary import permanent_errors_fail_task
+        from airflow_provider_altinn_events._ingest import Filters, IngestSpec, run_ingest
         from airflow_provider_altinn_events.client.scopes import SUBSCRIBE, require_scope
-        from airflow_provider_altinn_events.exceptions import (
-            AltinnBadRequestError,
-            AltinnConfigError,
-            AltinnForbiddenError,
-        )
         from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
         try:
-            spec = IngestSpec(
-                resource=self.resource,
-                filters=Filters(
-                    types=_types(self.event_types),
-                    subject=self.subject or None,
-                    alternative_subject=self.alternative_subject or None,
-                ),
-                page_size=self.page_size,
-                max_events=self.max_events,
-                start_after=str(self.start_after or "0"),
-                compression=self.compression,
-                events_per_file=self.events_per_file,
-                dedupe_window=self.dedupe_window,
-            )
-            require_scope(hook.get_settings(), SUBSCRIBE, operation="reading events (GET /events)")
-            result = run_ingest(
-                hook.get_conn(),
-                self._storage(),
-                spec,
-                str(context["run_id"]),
-                log=self.log,
-                cancel=self._cancel,
-            )
-        except IngestConflictError:
-            raise  # the other writer may be done by the next try: let Airflow retry
-        except (AltinnConfigError, AltinnBadRequestError, AltinnForbiddenError, IngestStateError) as error:
-            raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+            with permanent_errors_fail_task(lambda error: f"{type(error).__name__}: {error}"):
+                spec = IngestSpec(
+                    resource=self.resource,
+                    filters=Filters(
+                        types=_types(self.event_types),
+                        subject=self.subject or None,
+                        alternative_subject=self.alternative_subject or None,
+                    ),
+                    page_size=self.page_size,
+                    max_events=self.max_events,
+                    start_after=str(self.start_after or "0"),
+                    compression=self.compression,
+                    events_per_file=self.events_per_file,
+                    dedupe_window=self.dedupe_window,
+                )
+                require_scope(hook.get_settings(), SUBSCRIBE, operation="reading events (GET /events)")
+                result = run_ingest(
+                    hook.get_conn(),
+                    self._storage(),
+                    spec,
+                    str(context["run_id"]),
+                    log=self.log,
+                    cancel=self._cancel,
+                )
         finally:
             hook.close()
         return result.to_dict()
@@ -194,11 +189,3 @@ def _types(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,) if value else ()
     return tuple(str(item) for item in value if item)
-
-
-def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    """Refuse a bad number when the DAG is parsed, not hours later when the task runs."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum} (Altinn's page limit), got {value!r}")

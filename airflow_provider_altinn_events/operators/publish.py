@@ -21,11 +21,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_altinn_events.exceptions import (
-    AltinnBadRequestError,
-    AltinnConfigError,
-    AltinnForbiddenError,
-)
+from airflow_provider_altinn_events._arguments import check_int
+from airflow_provider_altinn_events._boundary import is_permanent, permanent_errors_fail_task
+from airflow_provider_altinn_events.exceptions import AltinnForbiddenError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,13 +47,6 @@ EVENT_ID_NAMESPACE = uuid.uuid5(
     uuid.NAMESPACE_URL, "https://pypi.org/project/airflow-provider-altinn-events/#event-id"
 )
 _LISTED_IDS = 20
-
-#: Errors a retry cannot fix: a bad argument, a 400 (the service rejected the input) or a 403 (not allowed).
-PERMANENT_ERRORS: tuple[type[Exception], ...] = (
-    AltinnConfigError,
-    AltinnBadRequestError,
-    AltinnForbiddenError,
-)
 
 
 def event_id_for(dag_id: str, task_id: str, run_id: str, map_index: int | None, position: int) -> str:
@@ -107,7 +98,8 @@ class AltinnEventsPublishError(AirflowException):  # type: ignore[misc]  # Airfl
 
 
 class AltinnEventsPublishRejectedError(AltinnEventsPublishError, AirflowFailException):  # type: ignore[misc]
-    """Publishing failed with an error a retry cannot fix (400, 403, bad configuration): no Airflow retry."""
+    """Publishing failed with an error a retry cannot fix (400, 403, refused credentials, bad configuration;
+    the error's ``permanent`` flag): no Airflow retry."""
 
 
 @dataclass
@@ -185,11 +177,9 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
         self.event = event
         self.altinn_events_conn_id = altinn_events_conn_id
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = check_int(max_concurrency, "max_concurrency", minimum=1)
 
     def _prepare(
         self, prepare: Callable[[Mapping[str, Any], int, str], dict[str, Any]]
@@ -198,12 +188,10 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
         field)`` (``field`` names the event in errors); if one is invalid, none is sent."""
         from airflow_provider_altinn_events.client.validation import coerce_event_list
 
-        try:
+        with permanent_errors_fail_task("Nothing was published: "):
             raw_events = coerce_event_list(self.event)
             name = "event" if len(raw_events) == 1 else "event[{}]"
             return [prepare(raw, i, name.format(i)) for i, raw in enumerate(raw_events)]
-        except AltinnConfigError as error:
-            raise AirflowFailException(f"Nothing was published: {error}") from error
 
     def _send_all(self, events: list[dict[str, Any]], send: Callable[[Any, dict[str, Any]], Any]) -> _Outcome:
         """One event on the hook's sync client; a list on the async client with bounded concurrency.
@@ -214,13 +202,11 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
         from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
-        try:
+        with permanent_errors_fail_task(
+            f"Nothing was published: connection {self.altinn_events_conn_id!r} is invalid: "
+        ):
             settings = hook.get_settings()
             self._check_scopes(settings)
-        except AltinnConfigError as error:
-            raise AirflowFailException(
-                f"Nothing was published: connection {self.altinn_events_conn_id!r} is invalid: {error}"
-            ) from error
         if len(events) == 1 or self.max_concurrency == 1:
             outcome = _Outcome()
             try:
@@ -289,11 +275,7 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
             if refused_ids
             else f" Not published positions: {_listing(refused)}."
         )
-        error_class = (
-            AltinnEventsPublishRejectedError
-            if isinstance(error, PERMANENT_ERRORS)
-            else AltinnEventsPublishError
-        )
+        error_class = AltinnEventsPublishRejectedError if is_permanent(error) else AltinnEventsPublishError
         raise error_class(
             details,
             published_ids=published_ids,

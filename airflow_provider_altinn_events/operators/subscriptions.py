@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_altinn_events._arguments import check_seconds
+from airflow_provider_altinn_events._boundary import permanent_errors_fail_task
 from airflow_provider_altinn_events.exceptions import (
     AltinnConfigError,
+    AltinnError,
     AltinnForbiddenError,
     AltinnNotFoundError,
 )
-from airflow_provider_altinn_events.operators.publish import PERMANENT_ERRORS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -67,7 +69,8 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
     :return: (XCom) the subscription as the service returns it (camelCase keys, including ``id`` and
         ``validated``). The id is also pushed under the XCom key ``subscription_id``, so a downstream task
         can take ``create.output["subscription_id"]``.
-    :raises AirflowFailException: an argument is invalid, or Altinn refused the request (400, 403).
+    :raises AirflowFailException: an argument or the connection is invalid, or Altinn refused the request for
+        good (400, 403, refused credentials).
     :raises AirflowException: the subscription was not validated in time (a retry sends the validation
         event again).
     """
@@ -101,8 +104,12 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if validation_timeout_seconds <= 0 or poll_interval_seconds <= 0:
-            raise ValueError("validation_timeout_seconds and poll_interval_seconds must be positive")
+        self.validation_timeout_seconds = check_seconds(
+            validation_timeout_seconds, "validation_timeout_seconds", example="600"
+        )
+        self.poll_interval_seconds = check_seconds(
+            poll_interval_seconds, "poll_interval_seconds", example="5"
+        )
         self.endpoint = endpoint
         self.resource_filter = resource_filter
         self.source_filter = source_filter
@@ -111,15 +118,13 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
         self.type_filter = type_filter
         self.include_subunits = include_subunits
         self.wait_for_validation = wait_for_validation
-        self.validation_timeout_seconds = float(validation_timeout_seconds)
-        self.poll_interval_seconds = float(poll_interval_seconds)
         self.altinn_events_conn_id = altinn_events_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_altinn_events.client.validation import validate_subscription_request
         from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
-        try:
+        with permanent_errors_fail_task("No subscription was created: "):
             request = validate_subscription_request(
                 endpoint=self.endpoint,
                 resource_filter=self.resource_filter,
@@ -129,18 +134,11 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
                 type_filter=self.type_filter,
                 include_subunits=_as_bool(self.include_subunits),
             )
-        except AltinnConfigError as error:
-            raise AirflowFailException(f"No subscription was created: {error}") from error
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
         try:
-            _check_scopes(hook, request.get("resource_filter"))
-            subscription = hook.get_conn().create_subscription(**request)
-        except AltinnConfigError as error:
-            raise AirflowFailException(
-                f"No subscription was created: connection {self.altinn_events_conn_id!r} is invalid: {error}"
-            ) from error
-        except PERMANENT_ERRORS as error:
-            raise AirflowFailException(f"Altinn refused the subscription: {error}{_hint(error)}") from error
+            with permanent_errors_fail_task(self._refused):
+                _check_scopes(hook, request.get("resource_filter"))
+                subscription = hook.get_conn().create_subscription(**request)
         finally:
             hook.close()
         self.log.info(
@@ -154,6 +152,13 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
         if self.wait_for_validation and not subscription.validated:
             self._defer_until_validated(subscription.id)
         return dict(subscription.to_dict())
+
+    def _refused(self, error: AltinnError) -> str:
+        if isinstance(error, AltinnConfigError):
+            return (
+                f"No subscription was created: connection {self.altinn_events_conn_id!r} is invalid: {error}"
+            )
+        return f"Altinn refused the subscription: {error}{_hint(error)}"
 
     def _defer_until_validated(self, subscription_id: int) -> None:
         from airflow_provider_altinn_events.triggers.subscriptions import (
@@ -243,17 +248,23 @@ class AltinnEventsDeleteSubscriptionOperator(BaseOperator):  # type: ignore[misc
         from airflow_provider_altinn_events.client.validation import validate_subscription_id
         from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
-        try:
+        with permanent_errors_fail_task():
             subscription_id = validate_subscription_id(self.subscription_id)
-        except AltinnConfigError as error:
-            raise AirflowFailException(str(error)) from error
+
+        def refused(error: AltinnError) -> str:
+            if isinstance(error, AltinnConfigError):
+                return f"Nothing was deleted: connection {self.altinn_events_conn_id!r} is invalid: {error}"
+            if isinstance(error, AltinnForbiddenError):
+                return (
+                    f"Subscription {subscription_id} was created by another consumer; only its creator may "
+                    f"delete it: {error}"
+                )
+            return f"Altinn refused to delete subscription {subscription_id}: {error}"
+
         hook = AltinnEventsHook(altinn_events_conn_id=self.altinn_events_conn_id)
         try:
-            hook.get_conn().delete_subscription(subscription_id)
-        except AltinnConfigError as error:
-            raise AirflowFailException(
-                f"Nothing was deleted: connection {self.altinn_events_conn_id!r} is invalid: {error}"
-            ) from error
+            with permanent_errors_fail_task(refused):
+                hook.get_conn().delete_subscription(subscription_id)
         except AltinnNotFoundError as error:
             if self.fail_if_not_exists:
                 raise AirflowFailException(
@@ -261,15 +272,6 @@ class AltinnEventsDeleteSubscriptionOperator(BaseOperator):  # type: ignore[misc
                 ) from error
             self.log.info("Subscription %s does not exist (already deleted); nothing to do", subscription_id)
             return
-        except AltinnForbiddenError as error:
-            raise AirflowFailException(
-                f"Subscription {subscription_id} was created by another consumer; only its creator may "
-                f"delete it: {error}"
-            ) from error
-        except PERMANENT_ERRORS as error:
-            raise AirflowFailException(
-                f"Altinn refused to delete subscription {subscription_id}: {error}"
-            ) from error
         finally:
             hook.close()
         self.log.info("Deleted subscription %s", subscription_id)

@@ -14,8 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_altinn_events._arguments import (
+    check_event_filter,
+    check_failures,
+    check_min_max_events,
+    check_seconds,
+    is_templated,
+)
+from airflow_provider_altinn_events._boundary import permanent_errors_fail_task, task_failure
+from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 if TYPE_CHECKING:
@@ -56,12 +64,16 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
     :param max_events: the most events to return; ``None`` returns every match of the page that ended the wait.
         Events past the limit are not skipped: the ``after`` cursor stops before them.
     :param poll_interval: seconds (> 0) between polls once caught up (the sensor's ``poke_interval``). After a
-        429 the next poll waits the service's ``Retry-After`` if that is longer; rate limits are not failures.
+        429, or a 503 that says when to come back, the next poll waits the service's ``Retry-After`` if that
+        is longer, up to ``client.polling.MAX_WAIT_SECONDS`` (15 min); rate limits are not failures.
     :param timeout: seconds before the sensor fails (or skips with ``soft_fail``).
     :param deferrable: wait in the triggerer; default from ``[operators] default_deferrable``.
     :param max_consecutive_failures: polls in a row that may fail with a transient error (after the client's
-        own retries) before the sensor fails; permanent errors (400, 403, bad credentials) fail at once.
+        own retries) before the sensor fails (default 10, as for the triggers); permanent errors (400, 403,
+        bad credentials, bad arguments) fail the task at once, without Airflow's retries, in both modes.
     :param altinn_events_conn_id: the Airflow connection to use.
+    :raises AltinnConfigError: an argument is out of range, or a filter argument that is not a template is
+        invalid (at construction, i.e. when the DAG file is imported).
     """
 
     template_fields: Sequence[str] = (
@@ -91,16 +103,26 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         poll_interval: float = 30.0,
         timeout: float | timedelta | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        max_consecutive_failures: int = 5,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         altinn_events_conn_id: str = "altinn_events_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
+        interval = kwargs["poke_interval"]
+        # before Airflow's own check, which would refuse a negative interval with a plain ValueError
+        check_seconds(
+            interval.total_seconds() if isinstance(interval, timedelta) else interval, "poll_interval"
+        )
         super().__init__(timeout=timeout, **kwargs)
-        if min_events < 1:
-            raise ValueError("min_events must be at least 1")
-        if max_events is not None and max_events < min_events:
-            raise ValueError("max_events must be at least min_events")
+        self.min_events, self.max_events = check_min_max_events(min_events, max_events)
+        self.max_consecutive_failures = check_failures(max_consecutive_failures)
+        filter_arguments = (resource, event_types, subject, alternative_subject, source, where)
+        if not is_templated(filter_arguments):  # templates are checked once rendered, before the first poll
+            check_event_filter(*filter_arguments)
+        if not is_templated(after):
+            from airflow_provider_altinn_events.client.matching import initial_state
+
+            initial_state(after)
         self.resource = resource
         self.event_types = event_types
         self.subject = subject
@@ -108,16 +130,8 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         self.source = source
         self.where = where
         self.after = after
-        self.min_events = min_events
-        self.max_events = max_events
         self.poll_interval = float(self.poke_interval)
-        if not self.poll_interval > 0:  # also NaN; 0 would poll Altinn in a tight loop
-            raise AltinnConfigError(
-                f"poll_interval must be a number of seconds > 0, e.g. 30; got {self.poll_interval!r}",
-                field="poll_interval",
-            )
         self.deferrable = deferrable
-        self.max_consecutive_failures = max(1, max_consecutive_failures)
         self.altinn_events_conn_id = altinn_events_conn_id
         self._state: PollState | None = None
         self._filter: EventFilter | None = None
@@ -138,29 +152,31 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
 
         self._reset()
         try:
-            if not self.deferrable and self.reschedule and str(self.after).strip() == LATEST:
-                raise AltinnConfigError(
-                    'after="latest" needs the sensor to remember its place between pokes; use mode="poke" or '
-                    "deferrable=True",
-                    field="after",
-                )
-            self._check_scopes()
-            if self.deferrable:
-                return self._execute_deferrable(context)
-            return super().execute(context)
+            with permanent_errors_fail_task(f"Waiting for Altinn events of {self.resource} failed: "):
+                if not self.deferrable and self.reschedule and str(self.after).strip() == LATEST:
+                    raise AltinnConfigError(
+                        'after="latest" needs the sensor to remember its place between pokes; use mode="poke" '
+                        "or deferrable=True",
+                        field="after",
+                    )
+                self._check_scopes()
+                if self.deferrable:
+                    return self._execute_deferrable(context)
+                return super().execute(context)
         finally:
             self._close()
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Read pages from the cursor until enough events match or the service has nothing newer."""
         from airflow_provider_altinn_events.client.matching import poll_step
-        from airflow_provider_altinn_events.exceptions import AltinnError, AltinnRateLimitError
+        from airflow_provider_altinn_events.client.polling import PollFailurePolicy
+        from airflow_provider_altinn_events.exceptions import AltinnError
 
         state, event_filter = self._current()
         if self._resume_at is not None:
             if time.monotonic() < self._resume_at:
                 self.log.info(
-                    "Altinn asked for a pause (Retry-After); not polling %s for another %.0f s",
+                    "Waiting out a failed poll or a pause Altinn asked for; not polling %s for another %.0f s",
                     event_filter.resource,
                     self._resume_at - time.monotonic(),
                 )
@@ -172,29 +188,25 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
                 page = client.list_events(
                     after=state.after, size=state.page_size, **event_filter.server_query()
                 )
-            except AltinnRateLimitError as error:
-                # The service asks us to slow down: not a failure, so the budget is not spent; honour the
-                # pause it asked for (at poke granularity: pokes before it ends send nothing).
-                pause = max(self.poll_interval, error.retry_after or 0.0)
-                self._resume_at = time.monotonic() + pause
-                self.log.warning(
-                    "Altinn is rate limiting %s (HTTP 429%s); next poll in %.0f s or later: %s",
-                    event_filter.resource,
-                    f", Retry-After {error.retry_after:g} s" if error.retry_after is not None else "",
-                    pause,
-                    error,
-                )
-                return False
             except AltinnError as error:
-                self._failures += 1
-                if not error.retryable or self._failures >= self.max_consecutive_failures:
+                # The triggers' rule (client/polling.py): a 429 does not count, a transient error does, both
+                # wait at least Retry-After (capped); anything else, or a spent budget, raises. The pause is
+                # kept at poke granularity: pokes before it ends send nothing.
+                policy = PollFailurePolicy(self.poll_interval, self.max_consecutive_failures)
+                wait = policy.after_failure(error, self._failures)
+                if wait is None:
+                    self.log.error(
+                        "Giving up on %s after %d failed poll(s) in a row: %s",
+                        event_filter.resource,
+                        self._failures + 1,
+                        error,
+                    )
                     raise
+                self._failures = wait.failures
+                if wait.seconds > self.poll_interval:
+                    self._resume_at = time.monotonic() + wait.seconds
                 self.log.warning(
-                    "Polling %s failed (%d of %d allowed in a row); trying again at the next poke: %s",
-                    event_filter.resource,
-                    self._failures,
-                    self.max_consecutive_failures,
-                    error,
+                    "%s", wait.describe(event_filter.resource, error, self.max_consecutive_failures)
                 )
                 return False
             self._failures = 0
@@ -219,7 +231,8 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
                 return False
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Resume after the trigger fired: return its events, or fail with the error it reported."""
+        """Resume after the trigger fired: return its events, or fail with the error it reported (at once,
+        without Airflow's retries, when the error was permanent, as in poke mode)."""
         from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStatus
 
         payload = TriggerPayload.from_dict(event)
@@ -227,9 +240,10 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
             error = payload.error
             assert error is not None  # from_dict guarantees it for ERROR
             status = f" (HTTP {error.status_code})" if error.status_code else ""
-            raise AirflowException(
+            raise task_failure(
                 f"Waiting for Altinn events of {payload.resource} failed with {error.type}{status}: "
-                f"{error.message}. The wait had reached cursor {payload.after!r}."
+                f"{error.message}. The wait had reached cursor {payload.after!r}.",
+                permanent=error.permanent,
             )
         context["ti"].xcom_push(key=AFTER_XCOM_KEY, value=payload.after)
         self.log.info(
@@ -269,16 +283,16 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
 
     def _current(self) -> tuple[PollState, EventFilter]:
         """The state and filter of this wait, built on the first poke (after templates were rendered)."""
-        from airflow_provider_altinn_events.client.matching import EventFilter, initial_state
+        from airflow_provider_altinn_events.client.matching import initial_state
 
         if self._state is None or self._filter is None:
-            self._filter = EventFilter.from_arguments(
-                resource=self.resource,
-                event_types=self.event_types,
-                subject=self.subject or None,
-                alternative_subject=self.alternative_subject or None,
-                source=self.source or None,
-                where=self.where,
+            self._filter = check_event_filter(
+                self.resource,
+                self.event_types,
+                self.subject or None,
+                self.alternative_subject or None,
+                self.source or None,
+                self.where,
             )
             # None stays None (refused with the allowed values) instead of becoming the cursor "None"
             self._state = initial_state(self.after if self.after is None else str(self.after))

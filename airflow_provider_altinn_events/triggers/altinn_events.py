@@ -14,9 +14,10 @@ Shared rules (DESIGN.md 4.4, PERFORMANCE-NOTES.md):
 * the first poll is spread over ``poll_interval`` (jitter), so a triggerer restart does not make every
   trigger poll at the same instant; wake-ups fall on a shared grid of ticks, so the polls due in one tick
   share the event loop's wake-ups (``_cadence.py``);
-* transient errors are retried inside the client; what still fails counts against a consecutive-failure
-  budget that every good poll resets. A rate limit (429) is not a failure: the next poll waits
-  ``max(poll_interval, Retry-After)``;
+* transient errors are retried inside the client; what still fails goes to the poll-failure policy that the
+  poke sensor uses too (``client/polling.py``): it counts against a consecutive-failure budget that every
+  good poll resets, a rate limit (429) is not a failure, and the next poll waits
+  ``max(poll_interval, Retry-After)``, the ``Retry-After`` capped at ``MAX_WAIT_SECONDS``;
 * the connection's scopes are checked before the first request (``client/scopes.py``).
 
 The client is imported lazily: DAG files import this module (watchers are built at parse time) and must not
@@ -31,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-from airflow_provider_altinn_events.triggers._arguments import _event_filter, _min_max_events, _poll_interval
+from airflow_provider_altinn_events._arguments import (
+    check_event_filter,
+    check_failures,
+    check_int,
+    check_min_max_events,
+    check_seconds,
+)
+from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from airflow_provider_altinn_events.triggers._cadence import Cadence
 from airflow_provider_altinn_events.triggers._runtime import _CLIENTS, _CursorStore
 
@@ -63,7 +71,8 @@ class _AltinnPolling:
     max_consecutive_failures: int
     altinn_events_conn_id: str
     permanent_errors_fail_fast = False
-    """Whether an error retrying cannot fix (400, 403, a refused grant) ends the wait at once."""
+    """Whether an error that is not retryable (400, 403, a refused grant) ends the wait at once; if not, it
+    counts against the failure budget like a transient one (see ``PollFailurePolicy.unretryable_counts``)."""
 
     @property
     def log(self) -> Any:
@@ -104,54 +113,43 @@ class _AltinnPolling:
     async def _fetch_page(
         self, client: AsyncAltinnEventsClient, event_filter: EventFilter, state: PollState
     ) -> EventPage:
-        """One page at ``state.after``. A failed poll (the client has already retried it) is logged, waited
-        out and tried again; the count starts afresh for every page, so any good poll resets the budget.
+        """One page at ``state.after``. A failed poll (the client has already retried it) goes to the
+        poll-failure policy the poke sensor uses too (``client/polling.py``): a 429 does not count, a
+        transient error does, both wait at least ``Retry-After`` (capped, and the log says so); the count
+        starts afresh for every page, so any good poll resets the budget.
 
-        A rate limit (429) is the service asking us to slow down, not a failure: it does not count against
-        the budget, and the next poll waits ``max(poll_interval, Retry-After)`` (the client itself gives up
-        at once on a ``Retry-After`` longer than it will wait inside one request).
-
-        :raises AltinnError: ``max_consecutive_failures`` polls in a row failed (or a permanent error, when
-            :attr:`permanent_errors_fail_fast`).
+        :raises AltinnError: ``max_consecutive_failures`` polls in a row failed, or (when
+            :attr:`permanent_errors_fail_fast`) an error that is not retryable.
         """
-        from airflow_provider_altinn_events.exceptions import AltinnError, AltinnRateLimitError
+        from airflow_provider_altinn_events.client.polling import PollFailurePolicy
+        from airflow_provider_altinn_events.exceptions import AltinnError
 
+        policy = PollFailurePolicy(
+            self.poll_interval,
+            self.max_consecutive_failures,
+            unretryable_counts=not self.permanent_errors_fail_fast,
+        )
         failures = 0
         while True:
             try:
                 return await client.list_events(
                     after=state.after, size=state.page_size, **event_filter.server_query()
                 )
-            except AltinnRateLimitError as error:
-                pause = max(self.poll_interval, error.retry_after or 0.0)
-                self.log.warning(
-                    "Altinn is rate limiting %s (HTTP 429%s); next poll in %.0f s: %s",
-                    event_filter.resource,
-                    f", Retry-After {error.retry_after:g} s" if error.retry_after is not None else "",
-                    pause,
-                    error,
-                )
-                await asyncio.sleep(pause)
             except AltinnError as error:
-                failures += 1
-                permanent = self.permanent_errors_fail_fast and not error.retryable
-                if permanent or failures >= self.max_consecutive_failures:
+                wait = policy.after_failure(error, failures)
+                if wait is None:
                     self.log.error(
                         "Giving up on %s after %d failed poll(s) in a row: %s",
                         event_filter.resource,
-                        failures,
+                        failures + 1,
                         error,
                     )
                     raise
+                failures = wait.failures
                 self.log.warning(
-                    "Polling %s failed (%d of %d allowed in a row): %s",
-                    event_filter.resource,
-                    failures,
-                    self.max_consecutive_failures,
-                    error,
+                    "%s", wait.describe(event_filter.resource, error, policy.max_consecutive_failures)
                 )
-                retry_after = getattr(error, "retry_after", None)  # e.g. a 503 that says when to come back
-                await asyncio.sleep(max(self.poll_interval, retry_after or 0.0))
+                await asyncio.sleep(wait.seconds)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -178,10 +176,11 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
     :param max_events: the most events to return (at least ``min_events``); ``None`` returns all that the
         deciding page brought.
     :param poll_interval: seconds (> 0) between polls once the wait has caught up with the service; after a
-        429 the next poll waits the service's ``Retry-After`` if that is longer.
-    :raises AltinnConfigError: an argument is out of range (at construction, i.e. at DAG parse for a watcher).
+        429 (or a 503 that says when to come back) the next poll waits the service's ``Retry-After`` if that
+        is longer, up to ``client.polling.MAX_WAIT_SECONDS``.
     :param max_consecutive_failures: failed polls in a row (after the client's own retries) before giving up.
     :param altinn_events_conn_id: the Airflow connection to use.
+    :raises AltinnConfigError: an argument is out of range (at construction, i.e. at DAG parse for a watcher).
     """
 
     permanent_errors_fail_fast = True
@@ -199,15 +198,20 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         min_events: int = 1,
         max_events: int | None = None,
         poll_interval: float = 30.0,
-        max_consecutive_failures: int = 10,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
     ) -> None:
         super().__init__()
-        self.event_filter = _event_filter(resource, event_types, subject, alternative_subject, source, where)
+        from airflow_provider_altinn_events.client.matching import initial_state
+
+        self.event_filter = check_event_filter(
+            resource, event_types, subject, alternative_subject, source, where
+        )
+        initial_state(after)  # fail at defer time on an empty cursor, not in the triggerer
         self.after = after
-        self.min_events, self.max_events = _min_max_events(min_events, max_events)
-        self.poll_interval = _poll_interval(poll_interval)
-        self.max_consecutive_failures = max(1, int(max_consecutive_failures))
+        self.min_events, self.max_events = check_min_max_events(min_events, max_events)
+        self.poll_interval = check_seconds(poll_interval, "poll_interval")
+        self.max_consecutive_failures = check_failures(max_consecutive_failures)
         self.altinn_events_conn_id = altinn_events_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -300,21 +304,23 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         poll_interval: float = 30.0,
         max_events_per_trigger_event: int = 100,
         cursor_key: str | None = None,
-        max_consecutive_failures: int = 10,
+        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
     ) -> None:
         super().__init__()
         from airflow_provider_altinn_events.client.matching import initial_state
 
-        self.event_filter = _event_filter(resource, event_types, subject, alternative_subject, source, where)
+        self.event_filter = check_event_filter(
+            resource, event_types, subject, alternative_subject, source, where
+        )
         initial_state(after)  # fail at DAG parse on an empty cursor, not in the triggerer
         self.after = after
-        self.poll_interval = _poll_interval(poll_interval)
-        if int(max_events_per_trigger_event) < 1:
-            raise ValueError("max_events_per_trigger_event must be at least 1")
-        self.max_events_per_trigger_event = int(max_events_per_trigger_event)
+        self.poll_interval = check_seconds(poll_interval, "poll_interval")
+        self.max_events_per_trigger_event = check_int(
+            max_events_per_trigger_event, "max_events_per_trigger_event", minimum=1, lenient=True
+        )
         self.cursor_key = cursor_key or f"altinn_events.after:{resource}"
-        self.max_consecutive_failures = max(1, int(max_consecutive_failures))
+        self.max_consecutive_failures = check_failures(max_consecutive_failures)
         self.altinn_events_conn_id = altinn_events_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:

@@ -58,10 +58,14 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
         deadline: str | None = None,
     ) -> None:
         super().__init__()
-        self.subscription_id = int(subscription_id)
+        from airflow_provider_altinn_events._arguments import check_int, check_seconds
+
+        self.subscription_id = check_int(subscription_id, "subscription_id", minimum=1, lenient=True)
         self.altinn_events_conn_id = altinn_events_conn_id
-        self.poll_interval_seconds = float(poll_interval_seconds)
-        self.timeout_seconds = float(timeout_seconds)
+        self.poll_interval_seconds = check_seconds(
+            poll_interval_seconds, "poll_interval_seconds", example="5"
+        )
+        self.timeout_seconds = check_seconds(timeout_seconds, "timeout_seconds", example="600")
         self.deadline = deadline
         if deadline is not None:
             _parse_deadline(deadline)  # fail at defer time, not in the triggerer
@@ -162,9 +166,17 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
 
 
 def _parse_deadline(value: str) -> float:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"deadline {value!r} needs a time zone")
+    from airflow_provider_altinn_events.exceptions import AltinnConfigError
+
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise AltinnConfigError(
+            f"deadline must be an ISO 8601 time with a time zone, e.g. 2026-01-01T12:00:00Z; got {value!r}",
+            field="deadline",
+        )
     return moment.timestamp()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_altinn_events._payloads import TriggerError, TriggerPayload
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
@@ -98,23 +98,44 @@ def test_execute_complete_rejects_a_foreign_payload() -> None:
 
 def test_reschedule_mode_cannot_start_at_latest() -> None:
     sensor = make(mode="reschedule", after="latest")
-    with pytest.raises(AltinnConfigError) as info:
+    with pytest.raises(AirflowFailException) as info:  # a mistake: no Airflow retry can fix it
         sensor.execute({"ti": FakeTI()})  # type: ignore[arg-type]
-    assert info.value.field == "after"
+    assert isinstance(info.value.__cause__, AltinnConfigError) and info.value.__cause__.field == "after"
 
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
         ({"resource": "urn:wrong:x"}, "resource"),
+        ({"resource": "urn:altinn:resource:UPPER CASE"}, "resource"),
         ({"subject": "/a", "alternative_subject": "/b"}, "alternative_subject"),
         ({"where": {"data.x": {"nope": 1}}}, "where"),
         ({"after": ""}, "after"),
     ],
 )
-def test_bad_rendered_arguments_fail_before_any_request(kwargs: dict[str, Any], field: str) -> None:
-    # no connection exists in this test: the filter is checked before the hook is touched
+def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], field: str) -> None:
+    # the sensor is built when its DAG file is imported: a plain DagBag test reports the mistake
+    with pytest.raises(AltinnConfigError) as info:
+        make(**kwargs)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rendered", "field"),
+    [
+        ({"resource": "{{ params.r }}"}, {"resource": "urn:wrong:x"}, "resource"),
+        ({"resource": "{{ params.r }}"}, {"resource": "urn:altinn:resource:Upper Case"}, "resource"),
+        ({"where": {"data.x": "{{ ds }}"}}, {"where": {"data.x": {"nope": 1}}}, "where"),
+        ({"after": "{{ ti.xcom_pull('x') }}"}, {"after": "None"}, "after"),
+    ],
+)
+def test_bad_rendered_arguments_fail_before_any_request(
+    kwargs: dict[str, Any], rendered: dict[str, Any], field: str
+) -> None:
+    # templates are judged once rendered; no connection exists in this test: checked before the hook
     sensor = make(**kwargs)
+    for name, value in rendered.items():
+        setattr(sensor, name, value)
     with pytest.raises(AltinnConfigError) as info:
         sensor.poke({"ti": FakeTI()})  # type: ignore[arg-type]
     assert info.value.field == field

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_altinn_events.exceptions import AltinnForbiddenError, AltinnServerError
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
@@ -121,8 +121,10 @@ def test_poke_honours_a_long_retry_after_without_spending_the_budget(altinn_conn
 
 def test_permanent_errors_fail_at_once(altinn_conn: Any) -> None:
     altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=403)
-    with pytest.raises(AltinnForbiddenError):
+    with pytest.raises(AirflowFailException) as info:  # no Airflow retry: the next try gets the same 403
         make().execute({"ti": FakeTI()})
+    assert isinstance(info.value.__cause__, AltinnForbiddenError)
+    assert altinn_conn.stats()["requests"][f"GET {EVENTS_PATH}"] == 1
 
 
 def test_deferrable_returns_at_once_when_events_exist(altinn_conn: Any) -> None:
