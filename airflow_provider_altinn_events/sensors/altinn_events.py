@@ -23,7 +23,7 @@ from airflow_provider_altinn_events._arguments import (
     is_templated,
 )
 from airflow_provider_altinn_events._boundary import permanent_errors_fail_task, task_failure
-from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES
+from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 if TYPE_CHECKING:
@@ -87,6 +87,8 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         "altinn_events_conn_id",
     )
     ui_color = "#e8f0fb"
+    max_wait_seconds: float = MAX_WAIT_SECONDS
+    """The longest a ``Retry-After`` can pause polling (unless ``poll_interval`` is longer), as in the triggers."""
 
     def __init__(
         self,
@@ -192,7 +194,9 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
                 # The triggers' rule (client/polling.py): a 429 does not count, a transient error does, both
                 # wait at least Retry-After (capped); anything else, or a spent budget, raises. The pause is
                 # kept at poke granularity: pokes before it ends send nothing.
-                policy = PollFailurePolicy(self.poll_interval, self.max_consecutive_failures)
+                policy = PollFailurePolicy(
+                    self.poll_interval, self.max_consecutive_failures, max_wait_seconds=self.max_wait_seconds
+                )
                 wait = policy.after_failure(error, self._failures)
                 if wait is None:
                     self.log.error(

@@ -39,7 +39,7 @@ from airflow_provider_altinn_events._arguments import (
     check_min_max_events,
     check_seconds,
 )
-from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES
+from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
 from airflow_provider_altinn_events.triggers._cadence import Cadence
 from airflow_provider_altinn_events.triggers._runtime import _CLIENTS, _CursorStore
 
@@ -70,6 +70,9 @@ class _AltinnPolling:
     poll_interval: float
     max_consecutive_failures: int
     altinn_events_conn_id: str
+    max_wait_seconds: float = MAX_WAIT_SECONDS
+    """The longest a ``Retry-After`` can make the next poll wait (unless ``poll_interval`` is longer); a class
+    attribute, not a kwarg, so it never changes a watcher's identity."""
     permanent_errors_fail_fast = False
     """Whether an error that is not retryable (400, 403, a refused grant) ends the wait at once; if not, it
     counts against the failure budget like a transient one (see ``PollFailurePolicy.unretryable_counts``)."""
@@ -127,6 +130,7 @@ class _AltinnPolling:
         policy = PollFailurePolicy(
             self.poll_interval,
             self.max_consecutive_failures,
+            max_wait_seconds=self.max_wait_seconds,
             unretryable_counts=not self.permanent_errors_fail_fast,
         )
         failures = 0
