@@ -184,3 +184,51 @@ def test_sensor_fails_clearly_on_a_permanent_error(airflow_db: str, altinn_conn:
     run = run_dag(dag)
     assert run.state == "failed"
     assert task_states(run) == {"wait": "failed"}
+
+
+def try_numbers(dag_run: Any) -> dict[str, int]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: ti.try_number for ti in dag_run.get_task_instances(session=session)}
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_a_403_fails_the_sensor_without_airflow_retries(
+    airflow_db: str, altinn_conn: Any, deferrable: bool
+) -> None:
+    """A 403 gets the same answer on every try: the task fails on its first try although ``retries=2``, in
+    poke mode and when the trigger reports it (``execute_complete``), as ``docs/guides/sensor.rst`` says."""
+    from datetime import timedelta
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
+
+    forbidden = {"method": "GET", "path": "/events/api/v1/events", "status": 403}
+    if deferrable:  # the worker's first check passes; the trigger meets the 403
+        adder = when(lambda: polls(altinn_conn) >= 1, lambda: altinn_conn.add_fault(**forbidden))
+    else:
+        altinn_conn.add_fault(**forbidden)
+    with DAG(
+        f"sensor_forbidden_{'deferrable' if deferrable else 'poke'}",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+    ) as dag:
+        AltinnEventsSensor(
+            task_id="wait",
+            resource=RESOURCE,
+            after="latest",
+            poll_interval=0.2,
+            timeout=60,
+            deferrable=deferrable,
+            retries=2,
+            retry_delay=timedelta(seconds=0),
+        )
+    run = run_dag(dag)
+    if deferrable:
+        adder.join()
+    assert run.state == "failed"
+    assert task_states(run) == {"wait": "failed"}
+    assert try_numbers(run) == {"wait": 1}  # no second try

@@ -119,6 +119,36 @@ def test_poke_honours_a_long_retry_after_without_spending_the_budget(altinn_conn
     assert sensor._failures == 0
 
 
+def test_poke_waits_a_503_retry_after_as_the_triggers_do(altinn_conn: Any) -> None:
+    # a 503 that says when to come back: counted as a failure, and no poll before the pause is over
+    altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=503, retry_after=120, times=10)
+    sensor = make(max_consecutive_failures=5)
+    assert sensor.poke({"ti": FakeTI()}) is False
+    assert sensor.poke({"ti": FakeTI()}) is False  # inside the pause: nothing sent
+    assert altinn_conn.stats()["requests"][f"GET {EVENTS_PATH}"] == 1
+    assert sensor._failures == 1
+
+
+@pytest.mark.parametrize("retry_after", ["86400000", "Fri, 31 Dec 9999 23:59:59 GMT", "inf"])
+@pytest.mark.parametrize("status", [429, 503])
+def test_poke_does_not_park_on_an_endless_retry_after(
+    altinn_conn: Any, retry_after: str, status: int
+) -> None:
+    # the wait is capped (here at 0.2 s instead of 15 min, so the test can see the next poll go out)
+    altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=status, retry_after=retry_after, times=1)
+    altinn_conn.generate(RES, 1, type="x")
+    # ("inf" is no valid Retry-After: it is ignored, and the client's own retries get past the fault)
+    sensor = make(max_consecutive_failures=5)
+    sensor.max_wait_seconds = 0.2
+    for _ in range(5):
+        result = sensor.poke({"ti": FakeTI()})
+        if result:
+            break
+        time.sleep(0.3)
+    assert isinstance(result, PokeReturnValue) and result.is_done
+    assert altinn_conn.stats()["requests"][f"GET {EVENTS_PATH}"] == 2
+
+
 def test_permanent_errors_fail_at_once(altinn_conn: Any) -> None:
     altinn_conn.add_fault(method="GET", path=EVENTS_PATH, status=403)
     with pytest.raises(AirflowFailException) as info:  # no Airflow retry: the next try gets the same 403
