@@ -12,6 +12,11 @@ directly:
 
     trigger = MessageQueueTrigger(scheme="altinn", resource="urn:altinn:resource:my-resource",
                                   event_types=["app.instance.%"], poll_interval=30)
+
+``MessageQueueTrigger`` keeps the keyword arguments and builds the watcher trigger only when it is
+serialized (common-messaging offers providers no hook at construction), so the watcher's argument checks run
+then: the dag-processor reports a bad ``resource`` as a DAG import error, while a plain ``DagBag`` test has to
+serialize the DAG to see it (``docs/guides/event-driven.rst`` shows how).
 """
 
 from __future__ import annotations
