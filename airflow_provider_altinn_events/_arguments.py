@@ -106,7 +106,8 @@ def check_int(
     strict = value if isinstance(value, int) and not isinstance(value, bool) else None
     number = _as_int(value) if lenient else strict
     if number is None or number < minimum:
-        raise AltinnConfigError(f"{field} must be an integer >= {minimum}, got {value!r}", field=field)
+        allowed = "a positive integer (at least 1)" if minimum == 1 else f"an integer of at least {minimum}"
+        raise AltinnConfigError(f"{field} must be {allowed}, got {value!r}", field=field)
     if maximum is not None and number > maximum:
         raise AltinnConfigError(f"{field} must be at most {maximum}{why}, got {value!r}", field=field)
     return number

@@ -400,6 +400,30 @@ CASES: list[Case] = [
         ("urn:altinn:resource:",),
     ),
     Case(
+        "watcher: resource in upper case",
+        at_parse(lambda: AltinnEventsWatcherTrigger(resource="urn:altinn:resource:UPPER CASE")),
+        "resource",
+        ("lowercase", "urn:altinn:resource:my-resource"),
+    ),
+    Case(
+        "sensor: resource in upper case",
+        at_parse(lambda: AltinnEventsSensor(task_id="w", resource="urn:altinn:resource:Cases")),
+        "resource",
+        ("lowercase",),
+    ),
+    Case(
+        "sensor: negative poll interval",
+        at_parse(lambda: AltinnEventsSensor(task_id="w", resource=RES, poll_interval=-1)),
+        "poll_interval",
+        ("> 0",),
+    ),
+    Case(
+        "watcher: max_consecutive_failures 0",
+        at_parse(lambda: AltinnEventsWatcherTrigger(resource=RES, max_consecutive_failures=0)),
+        "max_consecutive_failures",
+        ("at least 1",),
+    ),
+    Case(
         "sensor: empty event type",
         sensor_poke(event_types=["a.created", ""]),
         "event_types",
@@ -493,7 +517,7 @@ CASES: list[Case] = [
             lambda: AltinnEventsIngestOperator(task_id="i", resource=RES, destination="/tmp/x", page_size=0)
         ),
         "page_size",
-        (">= 1",),
+        ("at least 1",),
     ),
     Case(
         "ingest: page_size 5000",
