@@ -258,7 +258,9 @@ def error_from_transport(error: httpx.RequestError, settings: AltinnSettings) ->
         )
         retryable = False
     elif any(isinstance(c, ConnectionRefusedError) for c in causes):
-        reason = f"connection refused ({kind}: {reason})" if reason != kind else f"connection refused ({kind})"
+        reason = (
+            f"connection refused ({kind}: {reason})" if reason != kind else f"connection refused ({kind})"
+        )
     elif isinstance(error, httpx.TimeoutException):
         reason = f"timed out after {settings.timeout_seconds:g} s ({kind})"
     elif reason != kind:
