@@ -365,3 +365,37 @@ def test_certificate_failure_is_permanent_and_says_so_in_both_clients(
         assert error.attempts == 1
         assert isinstance(error, AltinnTransportError if auth == "altinn_token" else TokenGrantError)
     assert len(self_signed_tls.handshakes) == 2  # one connection per client: verified, refused, not retried
+
+
+def test_a_trigger_error_payload_carries_no_echoed_credential(
+    stand_in: Callable[[str], tuple[str, Echo]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsSensorTrigger
+
+    base, echo = stand_in("events")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALTINN_SECURITY_TRIGGER",
+        json.dumps(
+            {
+                "conn_type": "altinn_events",
+                "host": base,
+                "login": "client-1",
+                "password": pem(rsa_key()),
+                "extra": {"environment": "custom", "key_id": "kid-1"},
+            }
+        ),
+    )
+    trigger = AltinnEventsSensorTrigger(
+        resource="urn:altinn:resource:r", poll_interval=1, altinn_events_conn_id="altinn_security_trigger"
+    )
+
+    async def first_event() -> Any:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+
+    payload = asyncio.run(first_event())
+    assert payload["status"] == "error" and payload["error"]["status_code"] == 403
+    text = json.dumps(payload) + json.dumps(trigger.serialize()[1])
+    for secret in _secrets(echo, "events"):
+        assert secret not in text
