@@ -399,3 +399,62 @@ def test_a_trigger_error_payload_carries_no_echoed_credential(
     text = json.dumps(payload) + json.dumps(trigger.serialize()[1])
     for secret in _secrets(echo, "events"):
         assert secret not in text
+
+
+@pytest.mark.parametrize("step", ["grant", "exchange", "events"])
+def test_no_credential_follows_a_redirect_to_another_host(step: str) -> None:
+    """A stand-in that redirects (307 keeps method and body) to a trap on another loopback address: neither
+    client follows, so the grant and the tokens never reach a host the connection did not name."""
+    trap_hits: list[str] = []
+
+    class Trap(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            trap_hits.append(self.path)
+
+        do_POST = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    trap = ThreadingHTTPServer(("127.0.0.2", 0), Trap)
+    trap_url = f"http://127.0.0.2:{trap.server_address[1]}/steal"
+    paths = {"grant": "/maskinporten/token", "exchange": "/authentication/", "events": "/events/"}
+
+    class Redirecting(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _redirect_or_answer(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            self.rfile.read(length)
+            now = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+            if self.path.startswith(paths[step]):
+                self.send_response(307)
+                self.send_header("Location", trap_url)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            token = jwt.encode({"iat": now, "exp": now + 600}, "k" * 32)
+            body = json.dumps({"access_token": token}) if self.command == "POST" else token
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _redirect_or_answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for s in (trap, server):
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    try:
+        settings = AltinnSettings.from_connection(conn(host=f"http://127.0.0.1:{server.server_address[1]}"))
+        errors = _errors_of_both_clients(settings, RetryPolicy.disabled())
+        assert all(not error.retryable for error in errors)
+        assert trap_hits == []
+    finally:
+        for s in (trap, server):
+            s.shutdown()
+            s.server_close()
