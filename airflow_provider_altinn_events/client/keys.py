@@ -31,8 +31,8 @@ from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 __all__ = ["MIN_RSA_KEY_BITS", "SigningKey", "load_signing_key"]
 
-#: The smallest RSA key accepted: Digdir asks for 2048 bits or more, and a shorter key is breakable enough that
-#: a grant signed with it proves little (docs/connection.rst, "Key formats").
+#: The smallest RSA key accepted: shorter RSA keys have not been considered safe for signatures since NIST
+#: SP 800-131A, and a grant signed with a breakable key proves little (docs/connection.rst, "Key formats").
 MIN_RSA_KEY_BITS = 2048
 
 
