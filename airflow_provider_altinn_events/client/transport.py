@@ -5,9 +5,11 @@ stream layers (``aiter_bytes`` over ``aiter_raw`` over an aiohttp chunk iterator
 close step), and the adapter builds a new ``aiohttp.ClientTimeout`` for every request. The clients read
 every body in full anyway (Altinn answers are JSON documents, at most one page of 1,000 events), so this
 transport reads it in one ``aiohttp`` call and returns an ``httpx.Response`` that already holds its
-content; httpx still decodes a compressed body as usual. Same connections, proxies, TLS, exception mapping
-and timeouts as the adapter; only the body handling and the per-request allocations differ. A triggerer
-pays this per poll: see ``docs/performance.rst``.
+content; httpx still decodes a compressed body as usual. Same connections, proxies, TLS and timeouts as the
+adapter; the body handling and the per-request allocations differ (a triggerer pays this per poll: see
+``docs/performance.rst``), and so does the exception mapping: aiohttp's errors become the httpx errors
+httpx's own transport raises for the same failure (``_ERRORS``), where the adapter calls a refused
+connection, a failed certificate or a dropped connection a ``ConnectTimeout``.
 
 The query goes to aiohttp apart from the URL (``params``), as a plain aiohttp user would send it: yarl
 caches the URLs it parses from strings (an LRU of 128), and a full URL per waiting trigger kept about 1 KiB
