@@ -458,3 +458,64 @@ def test_no_credential_follows_a_redirect_to_another_host(step: str) -> None:
         for s in (trap, server):
             s.shutdown()
             s.server_close()
+
+
+def test_a_dropped_connection_is_not_taken_for_an_unsent_request() -> None:
+    """A server that reads the request and hangs up without answering may have processed it. httpx-aiohttp's
+    table called that a ConnectTimeout ("not sent"), so the async client re-sent POST /app, which creates a
+    new event on every call; both clients now send it once."""
+    received: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                continue
+            with raw:
+                raw.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = raw.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                received.append(1)  # read it, then close without a word
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        settings = AltinnSettings.from_connection(
+            conn(
+                host=f"http://127.0.0.1:{listener.getsockname()[1]}",
+                auth="altinn_token",
+                password=STATIC_TOKEN,
+                platform_access_token="platform-access-token",
+            )
+        )
+        retry = RetryPolicy(max_attempts=4, backoff_base_seconds=0.01, backoff_max_seconds=0.01)
+        event = {"source": "https://ttd.apps.altinn.no/ttd/app", "type": "app.created", "subject": "/party/1"}
+        errors: list[AltinnError] = []
+        with AltinnEventsClient(settings, retry=retry) as client:
+            with pytest.raises(AltinnTransportError) as sync_info:
+                client.publish_app_event(event)
+            errors.append(sync_info.value)
+
+        async def run_async() -> None:
+            async with AsyncAltinnEventsClient(settings, retry=retry) as client:
+                with pytest.raises(AltinnTransportError) as async_info:
+                    await client.publish_app_event(event)
+                errors.append(async_info.value)
+
+        asyncio.run(run_async())
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert len(received) == 2, received  # one send per client
+    for error in errors:
+        assert error.request_sent is None and error.attempts == 1
+        assert "timed out" not in str(error)
