@@ -121,6 +121,10 @@ def test_subclasses_serialize_as_themselves() -> None:
         ({"resource": RES, "poll_interval": -5}, "poll_interval"),
         ({"resource": RES, "poll_interval": 0}, "poll_interval"),
         ({"resource": RES, "poll_interval": "soon"}, "poll_interval"),
+        ({"resource": RES, "poll_interval": float("inf")}, "poll_interval"),
+        ({"resource": "urn:altinn:resource:UPPER CASE"}, "resource"),
+        ({"resource": RES, "max_consecutive_failures": 0}, "max_consecutive_failures"),
+        ({"resource": RES, "max_events_per_trigger_event": 0}, "max_events_per_trigger_event"),
     ],
 )
 def test_watcher_rejects_bad_arguments_at_construction(kwargs: dict[str, Any], field: str) -> None:
@@ -277,3 +281,40 @@ def test_triggers_share_one_logger_per_class() -> None:
     assert first.log is AltinnEventsSensorTrigger.logger()
     assert watcher.log is AltinnEventsWatcherTrigger(resource=RES).log
     assert watcher.log is not first.log  # still named after its own class
+
+
+def test_a_default_watchers_kwargs_are_unchanged() -> None:
+    # Airflow identifies a watcher by its serialized kwargs: the one argument checker and the shared failure
+    # default must not change them (the values and their order, as 0.1.0 wrote them)
+    assert AltinnEventsWatcherTrigger(resource=RES).serialize() == (
+        "airflow_provider_altinn_events.triggers.altinn_events.AltinnEventsWatcherTrigger",
+        {
+            "resource": RES,
+            "event_types": [],
+            "subject": None,
+            "alternative_subject": None,
+            "source": None,
+            "where": {},
+            "after": "latest",
+            "poll_interval": 30.0,
+            "max_events_per_trigger_event": 100,
+            "cursor_key": f"altinn_events.after:{RES}",
+            "max_consecutive_failures": 10,
+            "altinn_events_conn_id": "altinn_events_default",
+        },
+    )
+    _, data = AltinnEventsWatcherTrigger(resource=RES).serialize()
+    assert list(data) == [
+        "resource",
+        "event_types",
+        "subject",
+        "alternative_subject",
+        "source",
+        "where",
+        "after",
+        "poll_interval",
+        "max_events_per_trigger_event",
+        "cursor_key",
+        "max_consecutive_failures",
+        "altinn_events_conn_id",
+    ]
