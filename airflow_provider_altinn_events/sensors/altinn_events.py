@@ -62,6 +62,11 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
     :param max_consecutive_failures: polls in a row that may fail with a transient error (after the client's
         own retries) before the sensor fails; permanent errors (400, 403, bad credentials) fail at once.
     :param altinn_events_conn_id: the Airflow connection to use.
+    :param resume_grace: deferrable only: seconds after the trigger starts during which events it finds are
+        held back before the task resumes, so that Airflow's scheduler does not fail the task on the stale
+        report of the deferred try's exit (docs/guides/sensor.rst, "Troubleshooting"); 0 turns it off.
+        ``None`` (default) uses ``[altinn_events] sensor_resume_grace`` in the triggerer, else 10 s. Events
+        found later than that are not delayed.
     """
 
     template_fields: Sequence[str] = (
@@ -93,8 +98,11 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_consecutive_failures: int = 5,
         altinn_events_conn_id: str = "altinn_events_default",
+        resume_grace: float | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_altinn_events.triggers._grace import check_resume_grace
+
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(timeout=timeout, **kwargs)
         if min_events < 1:
@@ -119,6 +127,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         self.deferrable = deferrable
         self.max_consecutive_failures = max(1, max_consecutive_failures)
         self.altinn_events_conn_id = altinn_events_conn_id
+        self.resume_grace = check_resume_grace(resume_grace)
         self._state: PollState | None = None
         self._filter: EventFilter | None = None
         self._unmatched_after: str | None = None
@@ -262,6 +271,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
                 poll_interval=self.poll_interval,
                 max_consecutive_failures=self.max_consecutive_failures,
                 altinn_events_conn_id=self.altinn_events_conn_id,
+                resume_grace=self.resume_grace,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

@@ -1,0 +1,40 @@
+"""The DAG of ``tests/e2e/test_defer_race.py``: one deferrable sensor that waits for one event per run.
+
+Each run waits for the event whose ``subject`` is the run's ``params.subject``; the test publishes it the
+moment the sensor has deferred, so the trigger finds it on its first poll (every 0.2 s by default). The
+sensor's ``resume_grace`` is left unset: the grace comes from ``[altinn_events] sensor_resume_grace`` (the
+test sets it through the environment to run with or without the mitigation). No retries: a try failed by
+the race fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
+
+RESOURCE = "urn:altinn:resource:ttd-altinn-events-automated-tests"
+POLL_INTERVAL = float(os.environ.get("ALTINN_E2E_RACE_POLL_INTERVAL", "0.2"))
+
+with DAG(
+    dag_id="altinn_events_defer_race",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={"subject": "/race/none"},
+    max_active_runs=4,
+    default_args={"retries": 0},
+) as dag:
+    AltinnEventsSensor(
+        task_id="wait",
+        resource=RESOURCE,
+        event_types=["no.example.race.v1"],
+        subject="{{ params.subject }}",
+        after="0",
+        poll_interval=POLL_INTERVAL,
+        timeout=600,
+        deferrable=True,
+    )
