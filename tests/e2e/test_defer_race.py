@@ -44,6 +44,7 @@ from tests.e2e.slow_exit_executor import DELAY_ENV
 RUNS = int(os.environ.get("ALTINN_E2E_RACE_RUNS", "2"))
 DELAY = os.environ.get(DELAY_ENV, "3")
 START_DELAY = os.environ.get("ALTINN_E2E_RACE_TASK_START_DELAY", "6")
+RETRIES = os.environ.get("ALTINN_E2E_RACE_RETRIES", "0")
 GRACE = os.environ.get("ALTINN_E2E_RACE_GRACE")  # unset: the provider's default
 DAG_ID = "altinn_events_defer_race"
 TASK_ID = "wait"
@@ -64,6 +65,7 @@ def race_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "AIRFLOW__CORE__EXECUTOR": "tests.e2e.slow_exit_executor.SlowExitReportsLocalExecutor",
         DELAY_ENV: DELAY,
         "ALTINN_E2E_RACE_TASK_START_DELAY": START_DELAY,
+        "ALTINN_E2E_RACE_RETRIES": RETRIES,
         # the executor above and the DAG's provider come from this tree
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
     }
@@ -77,7 +79,7 @@ def race_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     report(
         f"home {home}; exit reports {DELAY} s late; tasks start {START_DELAY} s late; resume grace "
-        f"{'default' if GRACE is None else GRACE + ' s'}; {RUNS} run(s)"
+        f"{'default' if GRACE is None else GRACE + ' s'}; retries {RETRIES}; {RUNS} run(s)"
     )
     try:
         stack.start()

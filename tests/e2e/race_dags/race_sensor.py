@@ -6,14 +6,15 @@ try starts ``ALTINN_E2E_RACE_TASK_START_DELAY`` seconds (default 6) late, as tas
 machine: the resumed try then stays queued or running long enough for a late report of the deferred try's
 exit to land on it, whichever of its two usual delays that report had. The sensor's ``resume_grace`` is left
 unset: the grace comes from ``[altinn_events] sensor_resume_grace`` (the
-test sets it through the environment to run with or without the mitigation). No retries: a try failed by
-the race fails the run.
+test sets it through the environment to run with or without the mitigation). No retries by default, so a
+try failed by the race fails the run; ``ALTINN_E2E_RACE_RETRIES`` checks the retry fallback instead.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -24,6 +25,7 @@ from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSen
 RESOURCE = "urn:altinn:resource:ttd-altinn-events-automated-tests"
 POLL_INTERVAL = float(os.environ.get("ALTINN_E2E_RACE_POLL_INTERVAL", "0.2"))
 TASK_START_DELAY = float(os.environ.get("ALTINN_E2E_RACE_TASK_START_DELAY", "6"))
+RETRIES = int(os.environ.get("ALTINN_E2E_RACE_RETRIES", "0"))
 
 
 def _slow_start(context: Any) -> None:
@@ -37,7 +39,7 @@ with DAG(
     catchup=False,
     params={"subject": "/race/none"},
     max_active_runs=4,
-    default_args={"retries": 0},
+    default_args={"retries": RETRIES, "retry_delay": timedelta(seconds=2)},
 ) as dag:
     AltinnEventsSensor(
         task_id="wait",
