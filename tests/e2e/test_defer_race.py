@@ -144,7 +144,8 @@ def _one_run(stack: Stack, number: int) -> dict[str, Any]:
         "exit": exit_report,
     }
     report(
-        f"run {number + 1}/{RUNS}: {state}{' (scheduler: state mismatch)' if mismatch else ''}; after the "
+        f"run {number + 1}/{RUNS}: {state} on try {ti['try_number']}"
+        f"{' (scheduler: state mismatch)' if mismatch else ''}; after the "
         f"event was published: deferred try's exit reported {exit_report:.1f} s, sensor ended {latency:.1f} s"
     )
     return outcome
