@@ -136,6 +136,9 @@ def _one_run(stack: Stack, number: int) -> dict[str, Any]:
     ]
     exit_report = parse_time(reports[0].split()[0]) - published if reports else float("nan")
     latency = parse_time(ti["end_date"]) - published if ti.get("end_date") else float("nan")
+    if state == "success":  # whichever try ended it, the sensor returned this run's event
+        (event,) = stack.xcom(DAG_ID, run_id, TASK_ID)
+        assert event["subject"] == subject, event
     outcome = {
         "run_id": run_id,
         "state": state,
