@@ -149,7 +149,9 @@ def _one_run(stack: Stack, number: int) -> dict[str, Any]:
     report(
         f"run {number + 1}/{RUNS}: {state} on try {ti['try_number']}"
         f"{' (scheduler: state mismatch)' if mismatch else ''}; after the "
-        f"event was published: deferred try's exit reported {exit_report:.1f} s, sensor ended {latency:.1f} s"
+        "event was published: deferred try's exit reported "
+        f"{'after the run ended' if exit_report != exit_report else f'{exit_report:.1f} s'}, "
+        f"sensor ended {latency:.1f} s"
     )
     return outcome
 
