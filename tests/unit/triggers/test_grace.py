@@ -88,7 +88,9 @@ async def test_sensor_trigger_holds_an_event_found_inside_the_grace(
 async def test_sensor_trigger_does_not_hold_an_event_found_after_the_grace(
     altinn_conn: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trigger = AltinnEventsSensorTrigger(resource=RES, event_types="late", poll_interval=0.05, resume_grace=0.1)
+    trigger = AltinnEventsSensorTrigger(
+        resource=RES, event_types="late", poll_interval=0.05, resume_grace=0.1
+    )
     with caplog.at_level(logging.INFO):
         task = asyncio.ensure_future(anext(trigger.run()))
         await asyncio.sleep(0.5)  # the grace has passed; the trigger is still waiting
