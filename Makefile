@@ -18,6 +18,7 @@ help:
 	@echo "make docs     build the Sphinx docs with warnings as errors"
 	@echo "make bench    run the benchmarks and print their figures"
 	@echo "make faults   run the fault suite and print its summary"
+	@echo "make race     run the deferral-race reproduction 20 times on real Airflow (~10 min)"
 
 venv: $(STAMP)
 
@@ -46,6 +47,11 @@ e2e: venv
 
 faults: venv
 	$(BIN)/python scripts/run_pytest.py tests/faults -s $(PYTEST_ARGS)
+
+# Issue 18: Airflow's stale-executor-event race, 20 runs (the normal e2e suite runs 2).
+.PHONY: race
+race: venv
+	ALTINN_E2E_RACE_RUNS=20 $(BIN)/python scripts/run_pytest.py tests/e2e/test_defer_race.py -s $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff format --check .

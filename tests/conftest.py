@@ -27,6 +27,10 @@ os.environ["AIRFLOW_HOME"] = _HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+# The sensor trigger's resume grace (docs/guides/sensor.rst, "Troubleshooting") guards against a race between a
+# real scheduler and executor; in-process tests have neither, so it would only slow them down. The e2e stack
+# does not inherit AIRFLOW__* variables and runs with the default; tests/unit/triggers/test_grace.py sets its own.
+os.environ.setdefault("AIRFLOW__ALTINN_EVENTS__SENSOR_RESUME_GRACE", "0")
 # Example DAGs read where to land files from this variable; keep test output in the temp home.
 os.environ.setdefault("AIRFLOW_VAR_ALTINN_EVENTS_INGEST_DESTINATION", f"file://{_HOME}/lake")
 

@@ -72,6 +72,11 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         own retries) before the sensor fails (default 10, as for the triggers); permanent errors (400, 403,
         bad credentials, bad arguments) fail the task at once, without Airflow's retries, in both modes.
     :param altinn_events_conn_id: the Airflow connection to use.
+    :param resume_grace: deferrable only: seconds after the trigger starts during which events it finds are
+        held back before the task resumes, so that Airflow's scheduler does not fail the task on the stale
+        report of the deferred try's exit (docs/guides/sensor.rst, "Troubleshooting"); 0 turns it off.
+        ``None`` (default) uses ``[altinn_events] sensor_resume_grace`` in the triggerer, else 10 s. Events
+        found later than that are not delayed.
     :raises AltinnConfigError: an argument is out of range, or a filter argument that is not a template is
         invalid (at construction, i.e. when the DAG file is imported).
     """
@@ -107,8 +112,11 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         altinn_events_conn_id: str = "altinn_events_default",
+        resume_grace: float | None = None,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_altinn_events.triggers._grace import check_resume_grace
+
         kwargs.setdefault("poke_interval", poll_interval)
         interval = kwargs["poke_interval"]
         # before Airflow's own check, which would refuse a negative interval with a plain ValueError
@@ -135,6 +143,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         self.poll_interval = float(self.poke_interval)
         self.deferrable = deferrable
         self.altinn_events_conn_id = altinn_events_conn_id
+        self.resume_grace = check_resume_grace(resume_grace)
         self._state: PollState | None = None
         self._filter: EventFilter | None = None
         self._unmatched_after: str | None = None
@@ -280,6 +289,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
                 poll_interval=self.poll_interval,
                 max_consecutive_failures=self.max_consecutive_failures,
                 altinn_events_conn_id=self.altinn_events_conn_id,
+                resume_grace=self.resume_grace,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

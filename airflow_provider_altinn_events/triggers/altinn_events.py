@@ -40,6 +40,7 @@ from airflow_provider_altinn_events._arguments import (
     check_seconds,
 )
 from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
+from airflow_provider_altinn_events.triggers import _grace
 from airflow_provider_altinn_events.triggers._cadence import Cadence
 from airflow_provider_altinn_events.triggers._runtime import _CLIENTS, _CursorStore
 
@@ -184,6 +185,10 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         is longer, up to ``client.polling.MAX_WAIT_SECONDS``.
     :param max_consecutive_failures: failed polls in a row (after the client's own retries) before giving up.
     :param altinn_events_conn_id: the Airflow connection to use.
+    :param resume_grace: seconds after the trigger started during which a found event is held back, so the
+        executor reports the deferred try's exit before the task resumes (Airflow's stale-executor-event
+        race, docs/guides/sensor.rst); 0 turns it off. ``None`` (default): ``[altinn_events]
+        sensor_resume_grace``, read in the triggerer, else 10 s. Serialized only when set.
     :raises AltinnConfigError: an argument is out of range (at construction, i.e. at DAG parse for a watcher).
     """
 
@@ -204,6 +209,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         poll_interval: float = 30.0,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
+        resume_grace: float | None = None,
     ) -> None:
         super().__init__()
         from airflow_provider_altinn_events.client.matching import initial_state
@@ -217,10 +223,13 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         self.poll_interval = check_seconds(poll_interval, "poll_interval")
         self.max_consecutive_failures = check_failures(max_consecutive_failures)
         self.altinn_events_conn_id = altinn_events_conn_id
+        self.resume_grace = _grace.check_resume_grace(resume_grace)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        # resume_grace only when set: the kwargs of triggers that do not set it stay as they were
+        grace = {} if self.resume_grace is None else {"resume_grace": self.resume_grace}
         return self._serialize(
-            min_events=self.min_events, max_events=self.max_events, poll_interval=self.poll_interval
+            min_events=self.min_events, max_events=self.max_events, poll_interval=self.poll_interval, **grace
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -234,6 +243,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         resource = event_filter.resource
         state = initial_state(self.after)
         conn_id = self.altinn_events_conn_id
+        hold_until = _grace.resume_deadline(self.resume_grace)  # see _grace.py: Airflow's stale-exit race
         client = await _CLIENTS.acquire(conn_id)
         try:
             try:
@@ -263,6 +273,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
                 payload = TriggerPayload.success(resource, state.after, state.matched)
         finally:
             await _CLIENTS.release(conn_id, client)
+        await _grace.hold(hold_until, self.log, resource)
         yield TriggerEvent(payload.to_dict())
 
 
