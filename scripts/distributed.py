@@ -1,0 +1,583 @@
+"""``make distributed``: the provider on a distributed Airflow, with a triggerer killed and one frozen.
+
+Starts (all on 127.0.0.1, under ``.distributed/``, wiped first) the topology ``DISTRIBUTED`` of
+scripts/stack.py: PostgreSQL (``pg_ctl``, as ``postgres``), Redis, the emulator, and Airflow's api-server,
+scheduler, dag-processor, two triggerers and two Celery workers, each with its own ``AIRFLOW_HOME`` and
+configured only through environment variables, as if on its own host. Then:
+
+1. ``--runs`` deferrable sensor runs (scripts/distributed_dags/), each waiting for its own event;
+2. a burst of ``--events`` events for an ``AssetWatcher``, in three parts, with the sensors' events;
+3. after the first part, the triggerer that holds the watcher is killed with SIGKILL (both triggerers hold
+   triggers then); after the second part, once it is back, the one that holds the watcher now is frozen
+   with SIGSTOP past the triggerer health threshold, then resumed with SIGCONT;
+4. waits until every sensor run finished and every event reached an asset event, and prints: runs
+   succeeded, events published / delivered / lost / duplicated (with the reason of each duplicate),
+   failover times, event-to-DAG-run latency p50/p99, token grants and exchanges per component, peak memory.
+
+Exits 1 on any lost event or failed sensor run (duplicates are reported: delivery is at least once,
+docs/guides/distributed.rst). Every process it started is stopped, also on Ctrl-C or a failure.
+On a fresh Debian as root it installs ``postgresql`` and ``redis-server`` with apt when they are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import glob
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+if __package__ in (None, ""):  # run as a script: make ``scripts`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.distributed_dags.altinn_distributed import (
+    RELEASE_TYPE,
+    SENSOR_RESOURCE,
+    WATCH_RESOURCE,
+    WATCH_TYPE,
+)
+from scripts.stack import DISTRIBUTED, REPO, Postgres, Redis, Stack, StackError, shared_secrets
+
+SENSOR = "altinn_distributed_sensor"
+WATCHER = "altinn_distributed_watcher"
+ASSET = "altinn_distributed_changes"
+SENSOR_TASK = "wait_for_release"
+TRIGGERERS = ("triggerer-1", "triggerer-2")
+TOKEN_LINE = "Got an Altinn token"
+HEALTH_THRESHOLD = 30  # Airflow's default [triggerer] triggerer_health_check_threshold, seconds
+FREEZE_PAST_THRESHOLD = 13
+
+T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f}s] {message}", flush=True)
+
+
+def parse_time(text: Any) -> float:
+    if isinstance(text, datetime):
+        return text.timestamp()
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def ensure_services() -> None:
+    """Install Debian's ``postgresql`` and ``redis-server`` if absent (needs root and apt)."""
+    have_pg = bool(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or shutil.which("pg_ctl") is not None
+    have_redis = shutil.which("redis-server") is not None
+    missing = [name for name, have in (("postgresql", have_pg), ("redis-server", have_redis)) if not have]
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise SystemExit(f"make distributed needs {' and '.join(missing)}: install them (Debian: apt-get)")
+    say(f"installing {' '.join(missing)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL
+    )
+
+
+class MemorySampler(threading.Thread):
+    """Peak total resident memory of every process the stack started (those carrying its marker)."""
+
+    def __init__(self, stack: Stack) -> None:
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(2):
+            total = 0
+            for pid in self.stack.leftover_processes():
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1]) * 1024
+                except OSError:
+                    continue
+            self.peak = max(self.peak, total)
+
+
+class Distributed:
+    """The scenario's steps on a running distributed :class:`Stack`."""
+
+    def __init__(self, stack: Stack, runs: int, events: int, freeze_seconds: float) -> None:
+        self.stack = stack
+        self.runs = runs
+        self.events = events
+        self.freeze_seconds = freeze_seconds
+        self.run_ids: dict[str, str] = {}  # subject -> run id
+        self.published: list[str] = []  # watcher event ids
+        self.released: dict[str, str] = {}  # subject -> event id
+        self.windows: dict[str, tuple[float, float]] = {}  # fault name -> (start, end) wall clock
+        self.figures: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- the metadata DB
+    def trigger_hosts(self) -> dict[str, list[str]]:
+        """Which triggerer (its host name) holds which trigger (``classpath``)."""
+        rows = self.stack.db_rows(
+            "SELECT t.classpath, j.hostname FROM trigger t LEFT JOIN job j ON j.id = t.triggerer_id"
+        )
+        hosts: dict[str, list[str]] = {}
+        for classpath, host in rows:
+            hosts.setdefault(host or "unassigned", []).append(classpath.rsplit(".", 1)[-1])
+        return hosts
+
+    def watcher_host(self) -> str | None:
+        rows = self.stack.db_rows(
+            "SELECT j.hostname FROM trigger t LEFT JOIN job j ON j.id = t.triggerer_id"
+            " WHERE t.classpath LIKE ?",
+            ("%AltinnEventsWatcherTrigger",),
+        )
+        return rows[0][0] if rows else None
+
+    def sensors_on(self, host: str) -> int:
+        rows = self.stack.db_rows(
+            "SELECT count(*) FROM trigger t JOIN job j ON j.id = t.triggerer_id"
+            " WHERE j.hostname = ? AND t.classpath LIKE ?",
+            (host, "%AltinnEventsSensorTrigger"),
+        )
+        return int(rows[0][0])
+
+    def triggerer_alive(self, host: str) -> bool:
+        rows = self.stack.db_rows(
+            "SELECT count(*) FROM job WHERE job_type = 'TriggererJob' AND state = 'running' AND hostname = ?",
+            (host,),
+        )
+        return int(rows[0][0]) > 0
+
+    # ----------------------------------------------------------------- publishing
+    def publish_watched(self, count: int) -> None:
+        """``count`` events for the watcher, in batches of 10 every 0.1 s (a burst, not one insert)."""
+        left = count
+        while left > 0:
+            size = min(10, left)
+            response = self.stack.emulator(
+                "POST",
+                "/_emulator/events/generate",
+                json={"resource": WATCH_RESOURCE, "count": size, "type": WATCH_TYPE, "subject": "/burst"},
+            )
+            if response.status_code != 201:
+                raise StackError(f"publishing failed: {response.status_code} {response.text}")
+            first = int(response.json()["first_id"])
+            self.published += [str(first + i) for i in range(size)]
+            left -= size
+            time.sleep(0.1)
+
+    def release(self, subjects: list[str]) -> None:
+        for subject in subjects:
+            response = self.stack.emulator(
+                "POST",
+                "/_emulator/events/generate",
+                json={"resource": SENSOR_RESOURCE, "count": 1, "type": RELEASE_TYPE, "subject": subject},
+            )
+            if response.status_code != 201:
+                raise StackError(f"publishing failed: {response.status_code} {response.text}")
+            self.released[subject] = str(response.json()["first_id"])
+
+    # ----------------------------------------------------------------- steps
+    def prepare(self) -> None:
+        for dag_id in (SENSOR, WATCHER):
+            self.stack.wait_for_dag(dag_id, timeout=240)
+        errors = self.stack.import_errors()
+        if errors:
+            raise StackError(f"DAG import errors: {json.dumps(errors)[:2000]}")
+        self.stack.unpause(WATCHER)
+        asset_id = self.stack.asset_id(ASSET)
+        self.stack.wait_until(
+            lambda: bool(self.stack.asset_state(asset_id)), 240, "the watcher to store its first cursor"
+        )
+
+    def start_sensors(self) -> None:
+        self.stack.unpause(SENSOR)
+        for number in range(self.runs):
+            subject = f"/distributed/run/{number}"
+            run = self.stack.api(
+                "POST", f"/dags/{SENSOR}/dagRuns", json={"logical_date": None, "conf": {"subject": subject}}
+            )
+            self.run_ids[subject] = str(run["dag_run_id"])
+
+        def all_deferred() -> bool:
+            states = Counter(self.sensor_states().values())
+            if states.get("failed") or states.get("upstream_failed"):
+                raise StackError(f"sensor tasks failed before deferring: {dict(states)}")
+            return states.get("deferred", 0) == self.runs
+
+        self.stack.wait_until(all_deferred, 300, "every sensor to defer", interval=2)
+
+    def sensor_states(self) -> dict[str, str | None]:
+        rows = self.stack.db_rows(
+            "SELECT run_id, state FROM task_instance WHERE dag_id = ? AND task_id = ?", (SENSOR, SENSOR_TASK)
+        )
+        return {run_id: state for run_id, state in rows}
+
+    def wait_both_busy(self) -> dict[str, int]:
+        """Wait (briefly) until both triggerers hold triggers; returns triggers per triggerer."""
+        counts: dict[str, int] = {}
+
+        def both() -> bool:
+            counts.clear()
+            counts.update({host: len(v) for host, v in self.trigger_hosts().items()})
+            return all(counts.get(name, 0) > 0 for name in TRIGGERERS)
+
+        try:
+            self.stack.wait_until(both, 60, "both triggerers to hold triggers", interval=1)
+        except StackError:
+            say(f"   not both triggerers hold triggers: {counts} (the kill goes ahead)")
+        return counts
+
+    def wait_reassigned(self, away_from: str, timeout: float) -> float:
+        """Seconds until the watcher's trigger runs on another (healthy) triggerer than ``away_from``."""
+        started = time.time()
+        self.stack.wait_until(
+            lambda: (self.watcher_host() or away_from) != away_from,
+            timeout,
+            f"the watcher's trigger to leave {away_from}",
+            interval=0.5,
+        )
+        return time.time() - started
+
+    def kill(self, subjects: list[str], part: int) -> None:
+        victim = self.watcher_host() or TRIGGERERS[0]
+        sensors = self.sensors_on(victim)
+        self.figures["kill"] = {"triggerer": victim, "sensor_triggers_on_it": sensors}
+        say(f"-> SIGKILL {victim} (holds the watcher and {sensors} sensor triggers)")
+        start = time.time()
+        self.stack.signal_component(victim, signal.SIGKILL)
+        self.publish_watched(part)
+        self.release(subjects)
+        self.wait_reassigned(victim, 180)
+        failover = time.time() - start
+        self.figures["kill"]["failover_seconds"] = failover
+        say(f"   the watcher runs on {self.watcher_host()} {failover:.1f} s after the kill")
+        self.stack.start_component(victim)
+        self.stack.wait_until(lambda: self.triggerer_alive(victim), 120, f"{victim} to come back")
+        self.windows["kill"] = (start, time.time())
+        say(f"   {victim} restarted")
+
+    def freeze(self, subjects: list[str], part: int) -> None:
+        victim = self.watcher_host() or TRIGGERERS[1]
+        sensors = self.sensors_on(victim)
+        self.figures["freeze"] = {"triggerer": victim, "sensor_triggers_on_it": sensors}
+        say(
+            f"-> SIGSTOP {victim} for {self.freeze_seconds:.0f} s (holds the watcher and {sensors} sensor triggers)"
+        )
+        start = time.time()
+        self.stack.signal_component(victim, signal.SIGSTOP)
+        try:
+            self.publish_watched(part)
+            self.release(subjects)
+            moved = self.wait_reassigned(victim, self.freeze_seconds + 120)
+            self.figures["freeze"]["failover_seconds"] = time.time() - start
+            say(f"   the watcher runs on {self.watcher_host()} {moved:.1f} s after the freeze")
+            time.sleep(max(0.0, start + self.freeze_seconds - time.time()))
+        finally:
+            self.stack.signal_component(victim, signal.SIGCONT)
+        resumed = time.time()
+        self.figures["freeze"]["frozen_seconds"] = resumed - start
+        say(f"-> SIGCONT {victim} after {resumed - start:.0f} s")
+        time.sleep(15)  # the resumed triggerer notices it lost the trigger; what it emits meanwhile counts
+        self.windows["freeze"] = (start, time.time())
+
+    def wait_done(self) -> None:
+        def finished() -> bool:
+            states = self.sensor_states()
+            return all(
+                state in ("success", "failed", "upstream_failed", "skipped") for state in states.values()
+            )
+
+        self.stack.wait_until(finished, 300, "every sensor run to finish", interval=2)
+        asset_id = self.stack.asset_id(ASSET)
+
+        def delivered() -> bool:
+            return set(self.published) <= set(self.delivered_ids(self.stack.asset_events(asset_id)))
+
+        try:
+            self.stack.wait_until(delivered, 180, "every watcher event to reach an asset event", interval=2)
+        except StackError as error:
+            say(f"   {error}")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # let the scheduler create runs for the last asset events
+            runs = self.stack.db_rows("SELECT state FROM dag_run WHERE dag_id = ?", (WATCHER,))
+            if runs and all(state in ("success", "failed") for (state,) in runs):
+                events = self.stack.asset_events(asset_id)
+                if all(event["created_dagruns"] for event in events[:-1]):
+                    break
+            time.sleep(3)
+
+    @staticmethod
+    def delivered_ids(asset_events: list[dict[str, Any]]) -> list[str]:
+        return [str(e["id"]) for event in asset_events for e in event["extra"]["payload"]["events"]]
+
+    # ----------------------------------------------------------------- figures
+    def reason(self, when: float) -> str:
+        kill = self.windows.get("kill")
+        freeze = self.windows.get("freeze")
+        if kill and kill[0] <= when <= kill[1]:
+            victim = self.figures["kill"]["triggerer"]
+            return (
+                f"SIGKILL of {victim}: the batch emitted just before the kill, its cursor not yet stored, "
+                "came again from the stored cursor on the other triggerer"
+            )
+        if freeze and freeze[0] <= when <= freeze[1]:
+            victim = self.figures["freeze"]["triggerer"]
+            return (
+                f"SIGSTOP of {victim}: the trigger moved to the other triggerer while {victim} was frozen; "
+                f"resumed, {victim} still ran it until it noticed, and Airflow accepted its events"
+            )
+        return "outside the fault windows"
+
+    def collect(self) -> dict[str, Any]:
+        stack = self.stack
+        figures = self.figures
+        states = self.sensor_states()
+        figures["sensor_runs"] = {
+            "started": self.runs,
+            "succeeded": sum(1 for s in states.values() if s == "success"),
+            "failed": sum(1 for s in states.values() if s != "success"),
+        }
+        sensor_latency = []
+        for subject, run_id in self.run_ids.items():
+            if states.get(run_id) != "success":
+                continue
+            with_events = stack.xcom(SENSOR, run_id, SENSOR_TASK)
+            ti = next(t for t in stack.task_instances(SENSOR, run_id) if t["task_id"] == SENSOR_TASK)
+            if with_events and ti.get("end_date"):
+                sensor_latency.append(parse_time(ti["end_date"]) - parse_time(with_events[0]["time"]))
+            if not with_events or with_events[0]["subject"] != subject:
+                figures["sensor_runs"]["failed"] += 1
+                figures["sensor_runs"]["succeeded"] -= 1
+                say(f"   run {run_id} was released by the wrong event: {with_events}")
+        asset_events = stack.asset_events(stack.asset_id(ASSET))
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for event in asset_events:
+            for altinn_event in event["extra"]["payload"]["events"]:
+                seen.setdefault(str(altinn_event["id"]), []).append({**event, "altinn": altinn_event})
+        published = set(self.published)
+        lost = sorted(published - set(seen), key=int)
+        duplicates = {event_id: copies for event_id, copies in seen.items() if len(copies) > 1}
+        reasons = Counter(self.reason(parse_time(copies[-1]["timestamp"])) for copies in duplicates.values())
+        run_times = {
+            run_id: {"state": state, "queued_at": queued_at}
+            for run_id, state, queued_at in stack.db_rows(
+                "SELECT run_id, state, queued_at FROM dag_run WHERE dag_id = ?", (WATCHER,)
+            )
+        }
+        latency = []
+        for copies in seen.values():
+            first = copies[0]
+            runs = [run_times[r] for r in first["created_dagruns"] if r in run_times]
+            if runs and runs[0].get("queued_at"):
+                latency.append(parse_time(runs[0]["queued_at"]) - parse_time(first["altinn"]["time"]))
+        figures["watcher"] = {
+            "published": len(published),
+            "delivered": len(published & set(seen)),
+            "lost": len(lost),
+            "lost_ids": lost[:20],
+            "duplicated": len(duplicates),
+            "duplicate_reasons": dict(reasons),
+            "asset_events": len(asset_events),
+            "dag_runs": len(run_times),
+            "dag_runs_succeeded": sum(1 for run in run_times.values() if run["state"] == "success"),
+        }
+        figures["latency"] = {
+            "watcher_event_to_dag_run": _spread(latency),
+            "sensor_event_to_task_done": _spread(sensor_latency),
+        }
+        figures["tokens"] = self.token_use()
+        return figures
+
+    def token_use(self) -> dict[str, Any]:
+        """Token fetches (one grant + one exchange each) per component, from the provider's log line,
+        checked against the emulator's own counters."""
+        per_component: dict[str, int] = {}
+        for component in DISTRIBUTED:
+            count = 0
+            files = [self.stack.logs / f"{component.name}.log"]
+            files += [
+                Path(p)
+                for p in glob.glob(
+                    str(self.stack.home / component.name / "logs" / "**" / "*"), recursive=True
+                )
+            ]
+            for path in files:
+                if path.is_file():
+                    count += path.read_text(errors="replace").count(TOKEN_LINE)
+            per_component[component.name] = count
+        stats = self.stack.emulator_stats()
+        return {
+            "per_component": per_component,
+            "emulator_grants": stats["token_grants"],
+            "emulator_exchanges": stats["token_exchanges"],
+            "sum_of_components": sum(per_component.values()),
+        }
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(values), 2),
+        "p99": round(percentile(values, 0.99), 2),
+        "max": round(max(values), 2),
+    }
+
+
+def print_summary(figures: dict[str, Any], took: float, peak: int) -> None:
+    sensor = figures["sensor_runs"]
+    watcher = figures["watcher"]
+    tokens = figures["tokens"]
+    kill = figures.get("kill", {})
+    freeze = figures.get("freeze", {})
+    lat = figures["latency"]
+    lines = [
+        "",
+        "=== make distributed: summary ===",
+        "topology: PostgreSQL, Redis, CeleryExecutor (worker-1, worker-2), triggerer-1, triggerer-2, scheduler,"
+        " dag-processor, api-server, emulator; one AIRFLOW_HOME each, environment only",
+        f"sensor runs: {sensor['succeeded']}/{sensor['started']} succeeded, {sensor['failed']} failed"
+        f" ({kill.get('sensor_triggers_on_it', '?')} had their trigger on the killed triggerer,"
+        f" {freeze.get('sensor_triggers_on_it', '?')} on the frozen one)",
+        f"watcher events: published {watcher['published']}, delivered {watcher['delivered']},"
+        f" lost {watcher['lost']}, duplicated {watcher['duplicated']}"
+        f" ({watcher['asset_events']} asset events, {watcher['dag_runs_succeeded']}/{watcher['dag_runs']} DAG runs succeeded)",
+    ]
+    for reason, count in watcher["duplicate_reasons"].items():
+        lines.append(f"  duplicate x{count}: {reason}")
+    if watcher["lost"]:
+        lines.append(f"  lost ids (first 20): {watcher['lost_ids']}")
+    lines += [
+        f"failover after SIGKILL of {kill.get('triggerer')}: {kill.get('failover_seconds', float('nan')):.1f} s;"
+        f" after SIGSTOP of {freeze.get('triggerer')}: {freeze.get('failover_seconds', float('nan')):.1f} s"
+        f" (frozen {freeze.get('frozen_seconds', float('nan')):.0f} s)",
+        f"latency event -> watcher DAG run queued: {_fmt(lat['watcher_event_to_dag_run'])}",
+        f"latency event -> sensor task done:       {_fmt(lat['sensor_event_to_task_done'])}",
+        "token fetches (grant + exchange) per component: "
+        + ", ".join(f"{name} {count}" for name, count in tokens["per_component"].items()),
+        f"  emulator counted {tokens['emulator_grants']} grants and {tokens['emulator_exchanges']} exchanges"
+        f" (components' logs: {tokens['sum_of_components']})",
+        f"took {took / 60:.1f} min; peak memory of all processes {peak / 2**30:.1f} GiB",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _fmt(spread: dict[str, Any]) -> str:
+    if not spread.get("n"):
+        return "no samples"
+    return (
+        f"p50 {spread['p50']:.2f} s, p99 {spread['p99']:.2f} s, max {spread['max']:.2f} s (n={spread['n']})"
+    )
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def new_stack(home: Path, poll_interval: str = "1") -> Stack:
+    """The distributed topology with the shared settings every component gets from its environment."""
+    worker_env = {"AIRFLOW__CELERY__WORKER_CONCURRENCY": "4"}
+    topology = tuple(
+        type(c)(c.name, c.command, {**c.env, **worker_env}) if c.name.startswith("worker") else c
+        for c in DISTRIBUTED
+    )
+    env = {
+        **shared_secrets(),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "scripts.distributed_host.hostname",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__SCHEDULER__MAX_DAGRUNS_PER_LOOP_TO_SCHEDULE": "50",
+        "AIRFLOW_VAR_ALTINN_DISTRIBUTED_POLL_INTERVAL": poll_interval,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    return Stack(
+        home=home,
+        dags_folder=REPO / "scripts" / "distributed_dags",
+        extra_env=env,
+        topology=topology,
+        services=(Postgres(), Redis()),
+        own_homes=True,
+        log=say,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=35, help="deferrable sensor runs (default 35)")
+    parser.add_argument("--events", type=int, default=300, help="events for the watcher (default 300)")
+    parser.add_argument("--home", type=Path, default=REPO / ".distributed", help="where everything lives")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    ensure_services()
+    shutil.rmtree(args.home, ignore_errors=True)
+    args.home.mkdir(parents=True)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
+    stack = new_stack(args.home)
+    atexit.register(stack.stop)
+    scenario = Distributed(stack, args.runs, args.events, HEALTH_THRESHOLD + FREEZE_PAST_THRESHOLD)
+    sampler = MemorySampler(stack)
+    code = 1
+    try:
+        say("-> start PostgreSQL, Redis, the emulator and Airflow (7 components, one AIRFLOW_HOME each)")
+        stack.start()
+        sampler.start()
+        say(f"   api-server {stack.api_url}, emulator {stack.emulator_url}, homes under {args.home}")
+        scenario.prepare()
+        say("   the watcher polls")
+        scenario.start_sensors()
+        counts = scenario.wait_both_busy()
+        say(f"   {args.runs} sensors deferred; triggers per triggerer: {counts}")
+        subjects = list(scenario.run_ids)
+        thirds = [subjects[i::3] for i in range(3)]
+        part = args.events // 3
+        say(f"-> burst 1: {part} watcher events, {len(thirds[0])} sensor releases")
+        scenario.publish_watched(part)
+        scenario.release(thirds[0])
+        scenario.kill(thirds[1], part)
+        scenario.freeze(thirds[2], args.events - 2 * part)
+        say("-> wait for every sensor run and every event")
+        scenario.wait_done()
+        figures = scenario.collect()
+        sampler.done.set()
+        figures["took_seconds"] = time.monotonic() - T0
+        figures["peak_memory_bytes"] = sampler.peak
+        print_summary(figures, time.monotonic() - T0, sampler.peak)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2, default=str))
+        failed = figures["sensor_runs"]["failed"] > 0 or figures["watcher"]["lost"] > 0
+        code = 1 if failed else 0
+        if failed:
+            print(f"FAILED: lost events or failed sensor runs (logs: {stack.logs}, homes: {args.home})")
+    except (StackError, KeyboardInterrupt) as error:
+        print(f"FAILED: {error} (logs: {stack.logs})", flush=True)
+    finally:
+        sampler.done.set()
+        say("-> stop everything")
+        stack.stop()
+        left = stack.leftover_processes()
+        if left:
+            print(f"processes left behind: {left}")
+            code = 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
