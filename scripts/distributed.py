@@ -165,21 +165,16 @@ class Distributed:
 
     # ----------------------------------------------------------------- publishing
     def publish_watched(self, count: int) -> None:
-        """``count`` events for the watcher, in batches of 10 every 0.1 s (a burst, not one insert)."""
-        left = count
-        while left > 0:
-            size = min(10, left)
+        """``count`` events for the watcher, one call each, as fast as the emulator takes them (a burst)."""
+        for _ in range(count):
             response = self.stack.emulator(
                 "POST",
                 "/_emulator/events/generate",
-                json={"resource": WATCH_RESOURCE, "count": size, "type": WATCH_TYPE, "subject": "/burst"},
+                json={"resource": WATCH_RESOURCE, "count": 1, "type": WATCH_TYPE, "subject": "/burst"},
             )
             if response.status_code != 201:
                 raise StackError(f"publishing failed: {response.status_code} {response.text}")
-            first = int(response.json()["first_id"])
-            self.published += [str(first + i) for i in range(size)]
-            left -= size
-            time.sleep(0.1)
+            self.published.append(str(response.json()["first_id"]))
 
     def release(self, subjects: list[str]) -> None:
         for subject in subjects:
@@ -371,7 +366,7 @@ class Distributed:
             for altinn_event in event["extra"]["payload"]["events"]:
                 seen.setdefault(str(altinn_event["id"]), []).append({**event, "altinn": altinn_event})
         published = set(self.published)
-        lost = sorted(published - set(seen), key=int)
+        lost = sorted(published - set(seen))
         duplicates = {event_id: copies for event_id, copies in seen.items() if len(copies) > 1}
         reasons = Counter(self.reason(parse_time(copies[-1]["timestamp"])) for copies in duplicates.values())
         run_times = {
@@ -566,8 +561,12 @@ def main(argv: list[str] | None = None) -> int:
         code = 1 if failed else 0
         if failed:
             print(f"FAILED: lost events or failed sensor runs (logs: {stack.logs}, homes: {args.home})")
-    except (StackError, KeyboardInterrupt) as error:
-        print(f"FAILED: {error} (logs: {stack.logs})", flush=True)
+    except (Exception, KeyboardInterrupt) as error:
+        print(f"FAILED: {type(error).__name__}: {error} (logs: {stack.logs})", flush=True)
+        if not isinstance(error, (StackError, KeyboardInterrupt)):
+            import traceback
+
+            traceback.print_exc()
     finally:
         sampler.done.set()
         say("-> stop everything")
