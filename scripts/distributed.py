@@ -115,6 +115,26 @@ class MemorySampler(threading.Thread):
             self.peak = max(self.peak, total)
 
 
+class Publisher(threading.Thread):
+    """Publishes in the background; :meth:`finish` joins it and raises what went wrong there."""
+
+    def __init__(self, work: Any) -> None:
+        super().__init__(name="publisher", daemon=True)
+        self.work = work
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as error:  # raised again by finish()
+            self.error = error
+
+    def finish(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise StackError(f"publishing the watcher's events failed: {self.error}")
+
+
 class Distributed:
     """The scenario's steps on a running distributed :class:`Stack`."""
 
@@ -128,6 +148,7 @@ class Distributed:
         self.released: dict[str, str] = {}  # subject -> event id
         self.windows: dict[str, tuple[float, float]] = {}  # fault name -> (start, end) wall clock
         self.figures: dict[str, Any] = {}
+        self.steady_subjects: list[str] = []
 
     # ----------------------------------------------------------------- the metadata DB
     def trigger_hosts(self) -> dict[str, list[str]]:
@@ -156,17 +177,19 @@ class Distributed:
         )
         return int(rows[0][0])
 
-    def triggerer_alive(self, host: str) -> bool:
+    def triggerer_job(self, host: str) -> int:
+        """The newest triggerer job of ``host`` (0 if none): a restarted triggerer is a new job."""
         rows = self.stack.db_rows(
-            "SELECT count(*) FROM job WHERE job_type = 'TriggererJob' AND state = 'running' AND hostname = ?",
-            (host,),
+            "SELECT max(id) FROM job WHERE job_type = 'TriggererJob' AND hostname = ?", (host,)
         )
-        return int(rows[0][0]) > 0
+        return int(rows[0][0] or 0)
 
     # ----------------------------------------------------------------- publishing
-    def publish_watched(self, count: int) -> None:
-        """``count`` events for the watcher, one call each, as fast as the emulator takes them (a burst)."""
-        for _ in range(count):
+    def publish_watched(self, count: int, seconds: float = 0.0) -> None:
+        """``count`` events for the watcher, one call each, spread evenly over ``seconds``."""
+        started = time.monotonic()
+        for number in range(count):
+            time.sleep(max(0.0, started + seconds * number / max(count, 1) - time.monotonic()))
             response = self.stack.emulator(
                 "POST",
                 "/_emulator/events/generate",
@@ -175,6 +198,20 @@ class Distributed:
             if response.status_code != 201:
                 raise StackError(f"publishing failed: {response.status_code} {response.text}")
             self.published.append(str(response.json()["first_id"]))
+
+    def publish_in_background(self, count: int, seconds: float) -> Publisher:
+        """:meth:`publish_watched` in a thread (events keep coming while a triggerer dies)."""
+        publisher = Publisher(lambda: self.publish_watched(count, seconds))
+        publisher.start()
+        return publisher
+
+    def wait_delivered(self, timeout: float) -> None:
+        asset_id = self.stack.asset_id(ASSET)
+
+        def delivered() -> bool:
+            return set(self.published) <= set(self.delivered_ids(self.stack.asset_events(asset_id)))
+
+        self.stack.wait_until(delivered, timeout, "the events published so far to reach asset events", 1)
 
     def release(self, subjects: list[str]) -> None:
         for subject in subjects:
@@ -249,46 +286,67 @@ class Distributed:
         )
         return time.time() - started
 
+    def steady(self, subjects: list[str], part: int) -> None:
+        """Events while every component is up: the latency a user sees on a good day."""
+        start = time.time()
+        self.release(subjects)
+        self.publish_watched(part, seconds=10)
+        self.wait_delivered(120)
+        self.windows["steady"] = (start, time.time())
+
     def kill(self, subjects: list[str], part: int) -> None:
+        """SIGKILL the triggerer holding the watcher while events keep coming; restart it once failed over."""
+        start = time.time()
+        publisher = self.publish_in_background(part, seconds=30)
+        time.sleep(3)
         victim = self.watcher_host() or TRIGGERERS[0]
         sensors = self.sensors_on(victim)
         self.figures["kill"] = {"triggerer": victim, "sensor_triggers_on_it": sensors}
-        say(f"-> SIGKILL {victim} (holds the watcher and {sensors} sensor triggers)")
-        start = time.time()
+        say(f"-> SIGKILL {victim} (holds the watcher and {sensors} sensor triggers); events keep coming")
+        killed_job = self.triggerer_job(victim)
+        killed = time.time()
         self.stack.signal_component(victim, signal.SIGKILL)
-        self.publish_watched(part)
         self.release(subjects)
         self.wait_reassigned(victim, 180)
-        failover = time.time() - start
+        failover = time.time() - killed
         self.figures["kill"]["failover_seconds"] = failover
-        say(f"   the watcher runs on {self.watcher_host()} {failover:.1f} s after the kill")
+        say(
+            f"   the watcher runs on {self.watcher_host()} {failover:.1f} s after the kill; restarting {victim}"
+        )
         self.stack.start_component(victim)
-        self.stack.wait_until(lambda: self.triggerer_alive(victim), 120, f"{victim} to come back")
-        self.windows["kill"] = (start, time.time())
-        say(f"   {victim} restarted")
+        self.stack.wait_until(lambda: self.triggerer_job(victim) > killed_job, 180, f"{victim} to come back")
+        publisher.finish()
+        self.windows["kill"] = (start, time.time() + 10)
+        say(f"   {victim} is back")
 
     def freeze(self, subjects: list[str], part: int) -> None:
+        """SIGSTOP the triggerer holding the watcher past the health threshold, then SIGCONT it."""
+        start = time.time()
+        publisher = self.publish_in_background(part, seconds=self.freeze_seconds + 15)
+        time.sleep(3)
         victim = self.watcher_host() or TRIGGERERS[1]
         sensors = self.sensors_on(victim)
         self.figures["freeze"] = {"triggerer": victim, "sensor_triggers_on_it": sensors}
         say(
             f"-> SIGSTOP {victim} for {self.freeze_seconds:.0f} s (holds the watcher and {sensors} sensor triggers)"
         )
-        start = time.time()
+        stopped = time.time()
         self.stack.signal_component(victim, signal.SIGSTOP)
         try:
-            self.publish_watched(part)
             self.release(subjects)
-            moved = self.wait_reassigned(victim, self.freeze_seconds + 120)
-            self.figures["freeze"]["failover_seconds"] = time.time() - start
-            say(f"   the watcher runs on {self.watcher_host()} {moved:.1f} s after the freeze")
-            time.sleep(max(0.0, start + self.freeze_seconds - time.time()))
+            self.wait_reassigned(victim, self.freeze_seconds + 120)
+            self.figures["freeze"]["failover_seconds"] = time.time() - stopped
+            say(
+                f"   the watcher runs on {self.watcher_host()} {time.time() - stopped:.1f} s after the freeze"
+            )
+            time.sleep(max(0.0, stopped + self.freeze_seconds - time.time()))
         finally:
             self.stack.signal_component(victim, signal.SIGCONT)
         resumed = time.time()
-        self.figures["freeze"]["frozen_seconds"] = resumed - start
-        say(f"-> SIGCONT {victim} after {resumed - start:.0f} s")
-        time.sleep(15)  # the resumed triggerer notices it lost the trigger; what it emits meanwhile counts
+        self.figures["freeze"]["frozen_seconds"] = resumed - stopped
+        say(f"-> SIGCONT {victim} after {resumed - stopped:.0f} s; events keep coming")
+        publisher.finish()
+        time.sleep(5)
         self.windows["freeze"] = (start, time.time())
 
     def wait_done(self) -> None:
@@ -300,12 +358,8 @@ class Distributed:
 
         self.stack.wait_until(finished, 300, "every sensor run to finish", interval=2)
         asset_id = self.stack.asset_id(ASSET)
-
-        def delivered() -> bool:
-            return set(self.published) <= set(self.delivered_ids(self.stack.asset_events(asset_id)))
-
         try:
-            self.stack.wait_until(delivered, 180, "every watcher event to reach an asset event", interval=2)
+            self.wait_delivered(180)
         except StackError as error:
             say(f"   {error}")
         deadline = time.monotonic() + 90
@@ -348,7 +402,8 @@ class Distributed:
             "succeeded": sum(1 for s in states.values() if s == "success"),
             "failed": sum(1 for s in states.values() if s != "success"),
         }
-        sensor_latency = []
+        sensor_latency, sensor_steady = [], []
+        steady_subjects = set(self.steady_subjects)
         for subject, run_id in self.run_ids.items():
             if states.get(run_id) != "success":
                 continue
@@ -356,6 +411,8 @@ class Distributed:
             ti = next(t for t in stack.task_instances(SENSOR, run_id) if t["task_id"] == SENSOR_TASK)
             if with_events and ti.get("end_date"):
                 sensor_latency.append(parse_time(ti["end_date"]) - parse_time(with_events[0]["time"]))
+                if subject in steady_subjects:
+                    sensor_steady.append(sensor_latency[-1])
             if not with_events or with_events[0]["subject"] != subject:
                 figures["sensor_runs"]["failed"] += 1
                 figures["sensor_runs"]["succeeded"] -= 1
@@ -375,12 +432,16 @@ class Distributed:
                 "SELECT run_id, state, queued_at FROM dag_run WHERE dag_id = ?", (WATCHER,)
             )
         }
-        latency = []
+        latency, steady = [], []
+        window = self.windows.get("steady", (0.0, 0.0))
         for copies in seen.values():
             first = copies[0]
             runs = [run_times[r] for r in first["created_dagruns"] if r in run_times]
             if runs and runs[0].get("queued_at"):
-                latency.append(parse_time(runs[0]["queued_at"]) - parse_time(first["altinn"]["time"]))
+                published_at = parse_time(first["altinn"]["time"])
+                latency.append(parse_time(runs[0]["queued_at"]) - published_at)
+                if window[0] <= published_at <= window[1]:
+                    steady.append(latency[-1])
         figures["watcher"] = {
             "published": len(published),
             "delivered": len(published & set(seen)),
@@ -394,7 +455,9 @@ class Distributed:
         }
         figures["latency"] = {
             "watcher_event_to_dag_run": _spread(latency),
+            "watcher_event_to_dag_run_steady": _spread(steady),
             "sensor_event_to_task_done": _spread(sensor_latency),
+            "sensor_event_to_task_done_steady": _spread(sensor_steady),
         }
         figures["tokens"] = self.token_use()
         return figures
@@ -463,8 +526,12 @@ def print_summary(figures: dict[str, Any], took: float, peak: int) -> None:
         f"failover after SIGKILL of {kill.get('triggerer')}: {kill.get('failover_seconds', float('nan')):.1f} s;"
         f" after SIGSTOP of {freeze.get('triggerer')}: {freeze.get('failover_seconds', float('nan')):.1f} s"
         f" (frozen {freeze.get('frozen_seconds', float('nan')):.0f} s)",
-        f"latency event -> watcher DAG run queued: {_fmt(lat['watcher_event_to_dag_run'])}",
-        f"latency event -> sensor task done:       {_fmt(lat['sensor_event_to_task_done'])}",
+        "latency event -> watcher DAG run queued, all components up: "
+        + _fmt(lat["watcher_event_to_dag_run_steady"]),
+        f"  all events, the fault windows included: {_fmt(lat['watcher_event_to_dag_run'])}",
+        "latency event -> sensor task done, all components up: "
+        + _fmt(lat["sensor_event_to_task_done_steady"]),
+        f"  all runs, the fault windows included: {_fmt(lat['sensor_event_to_task_done'])}",
         "token fetches (grant + exchange) per component: "
         + ", ".join(f"{name} {count}" for name, count in tokens["per_component"].items()),
         f"  emulator counted {tokens['emulator_grants']} grants and {tokens['emulator_exchanges']} exchanges"
@@ -542,12 +609,12 @@ def main(argv: list[str] | None = None) -> int:
         say(f"   {args.runs} sensors deferred; triggers per triggerer: {counts}")
         subjects = list(scenario.run_ids)
         thirds = [subjects[i::3] for i in range(3)]
-        part = args.events // 3
-        say(f"-> burst 1: {part} watcher events, {len(thirds[0])} sensor releases")
-        scenario.publish_watched(part)
-        scenario.release(thirds[0])
-        scenario.kill(thirds[1], part)
-        scenario.freeze(thirds[2], args.events - 2 * part)
+        scenario.steady_subjects = thirds[0]
+        part = args.events // 5
+        say(f"-> all up: {part} watcher events over 10 s, {len(thirds[0])} sensor releases")
+        scenario.steady(thirds[0], part)
+        scenario.kill(thirds[1], 2 * part)
+        scenario.freeze(thirds[2], args.events - 3 * part)
         say("-> wait for every sensor run and every event")
         scenario.wait_done()
         figures = scenario.collect()
