@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -47,7 +48,7 @@ from scripts.distributed_dags.altinn_distributed import (
     WATCH_RESOURCE,
     WATCH_TYPE,
 )
-from scripts.stack import DISTRIBUTED, REPO, Postgres, Redis, Stack, StackError, shared_secrets
+from scripts.stack import DISTRIBUTED, REPO, Component, Postgres, Redis, Stack, StackError, shared_secrets
 
 SENSOR = "altinn_distributed_sensor"
 WATCHER = "altinn_distributed_watcher"
@@ -549,6 +550,75 @@ def _fmt(spread: dict[str, Any]) -> str:
     )
 
 
+#: ``--mismatch``: one setting that every component must share, given a different value on some of them, and
+#: what to look for in the logs then (docs/guides/distributed.rst quotes what this prints)
+MISMATCH = {
+    "jwt": (
+        ("api-server",),
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        ("Invalid auth token", "Signature verification"),
+    ),
+    "fernet": (("triggerer-1", "triggerer-2"), "AIRFLOW__CORE__FERNET_KEY", ("InvalidToken", "Fernet")),
+}
+
+
+def reproduce_mismatch(stack: Stack, name: str) -> int:
+    """Start one sensor run (and the watcher) on a stack with a mismatched setting; print the errors logged."""
+    scenario = Distributed(stack, 1, 0, 0)
+    for dag_id in (SENSOR, WATCHER):
+        stack.wait_for_dag(dag_id, timeout=240)
+    stack.unpause(WATCHER)
+    stack.unpause(SENSOR)
+    run = stack.api("POST", f"/dags/{SENSOR}/dagRuns", json={"logical_date": None, "conf": {"subject": "/x"}})
+    say(f"   started sensor run {run['dag_run_id']}; waiting 120 s for errors")
+    needles = MISMATCH[name][2]
+    found: list[str] = []
+
+    def errors() -> bool:
+        found.clear()
+        for path in sorted(stack.home.rglob("*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                if any(needle in line for needle in needles):
+                    found.append(f"{path.relative_to(stack.home)}: {line.strip()[:400]}")
+        return len(found) >= 3
+
+    with suppress(StackError):
+        stack.wait_until(errors, 120, "errors", interval=5)
+    say(f"   sensor task state: {scenario.sensor_states()}")
+    for line in found[:8]:
+        print(line)
+    return 0 if found else 1
+
+
+def reproduce_secret_key_mismatch() -> int:
+    """``[api] secret_key`` differs between the api-server and a worker's log server (in one process).
+
+    A worker's log server binds every interface, so it is not started here; its app is called in-process
+    with the token the api-server's log reader signs (airflow/utils/log/file_task_handler.py).
+    """
+    from airflow.api_fastapi.auth.tokens import JWTGenerator, get_signing_key
+    from airflow.configuration import conf
+    from airflow.utils.serve_logs.log_server import create_app
+    from fastapi.testclient import TestClient
+
+    conf.set("api", "secret_key", "the-secret-key-of-the-worker")
+    app = create_app()
+    conf.set("api", "secret_key", "the-secret-key-of-the-api-server")
+    token = JWTGenerator(
+        secret_key=get_signing_key("api", "secret_key"),
+        algorithm="HS512",
+        private_key=None,  # type: ignore[arg-type]
+        issuer=None,
+        valid_for=30,
+        audience="task-instance-logs",
+    ).generate({"filename": "dag_id=x/run_id=y/task_id=z/attempt=1.log"})
+    response = TestClient(app).get(
+        "/log/dag_id=x/run_id=y/task_id=z/attempt=1.log", headers={"Authorization": token}
+    )
+    print(f"the worker's log server answered {response.status_code} {response.text}")
+    return 0 if response.status_code == 403 else 1
+
+
 def _terminate(signum: int, frame: Any) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -557,7 +627,7 @@ def new_stack(home: Path, poll_interval: str = "1") -> Stack:
     """The distributed topology with the shared settings every component gets from its environment."""
     worker_env = {"AIRFLOW__CELERY__WORKER_CONCURRENCY": "4"}
     topology = tuple(
-        type(c)(c.name, c.command, {**c.env, **worker_env}) if c.name.startswith("worker") else c
+        Component(c.name, c.command, {**c.env, **worker_env}) if c.name.startswith("worker") else c
         for c in DISTRIBUTED
     )
     env = {
@@ -586,13 +656,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=300, help="events for the watcher (default 300)")
     parser.add_argument("--home", type=Path, default=REPO / ".distributed", help="where everything lives")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--mismatch",
+        choices=(*MISMATCH, "secret_key"),
+        help="instead of the scenario: give one shared setting a different value and print the errors",
+    )
     args = parser.parse_args(argv)
+    if args.mismatch == "secret_key":
+        return reproduce_secret_key_mismatch()
     ensure_services()
     shutil.rmtree(args.home, ignore_errors=True)
     args.home.mkdir(parents=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _terminate)
     stack = new_stack(args.home)
+    if args.mismatch:
+        components, variable, _ = MISMATCH[args.mismatch]
+        other = shared_secrets()[variable]
+        stack.topology = tuple(
+            Component(c.name, c.command, {**c.env, variable: other}) if c.name in components else c
+            for c in stack.topology
+        )
+        say(f"-> {variable} differs on {', '.join(components)}")
     atexit.register(stack.stop)
     scenario = Distributed(stack, args.runs, args.events, HEALTH_THRESHOLD + FREEZE_PAST_THRESHOLD)
     sampler = MemorySampler(stack)
@@ -602,6 +687,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         sampler.start()
         say(f"   api-server {stack.api_url}, emulator {stack.emulator_url}, homes under {args.home}")
+        if args.mismatch:
+            code = reproduce_mismatch(stack, args.mismatch)
+            return code
         scenario.prepare()
         say("   the watcher polls")
         scenario.start_sensors()
