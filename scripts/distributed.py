@@ -185,6 +185,11 @@ class Distributed:
         )
         return int(rows[0][0] or 0)
 
+    def heartbeat_age(self, job_id: int) -> float:
+        """Seconds since the job's last heartbeat: the failover clock starts there, not at the fault."""
+        rows = self.stack.db_rows("SELECT latest_heartbeat FROM job WHERE id = ?", (job_id,))
+        return round(time.time() - parse_time(rows[0][0]), 1) if rows and rows[0][0] else float("nan")
+
     # ----------------------------------------------------------------- publishing
     def publish_watched(self, count: int, seconds: float = 0.0) -> None:
         """``count`` events for the watcher, one call each, spread evenly over ``seconds``."""
@@ -305,6 +310,7 @@ class Distributed:
         self.figures["kill"] = {"triggerer": victim, "sensor_triggers_on_it": sensors}
         say(f"-> SIGKILL {victim} (holds the watcher and {sensors} sensor triggers); events keep coming")
         killed_job = self.triggerer_job(victim)
+        self.figures["kill"]["heartbeat_age_seconds"] = self.heartbeat_age(killed_job)
         killed = time.time()
         self.stack.signal_component(victim, signal.SIGKILL)
         self.release(subjects)
@@ -331,6 +337,7 @@ class Distributed:
         say(
             f"-> SIGSTOP {victim} for {self.freeze_seconds:.0f} s (holds the watcher and {sensors} sensor triggers)"
         )
+        self.figures["freeze"]["heartbeat_age_seconds"] = self.heartbeat_age(self.triggerer_job(victim))
         stopped = time.time()
         self.stack.signal_component(victim, signal.SIGSTOP)
         try:
@@ -344,6 +351,7 @@ class Distributed:
         finally:
             self.stack.signal_component(victim, signal.SIGCONT)
         resumed = time.time()
+        self.figures["freeze"]["resumed_at"] = resumed
         self.figures["freeze"]["frozen_seconds"] = resumed - stopped
         say(f"-> SIGCONT {victim} after {resumed - stopped:.0f} s; events keep coming")
         publisher.finish()
@@ -386,11 +394,18 @@ class Distributed:
                 f"SIGKILL of {victim}: the batch emitted just before the kill, its cursor not yet stored, "
                 "came again from the stored cursor on the other triggerer"
             )
-        if freeze and freeze[0] <= when <= freeze[1]:
+        resumed = self.figures.get("freeze", {}).get("resumed_at", 0.0)
+        if freeze and freeze[0] <= when < resumed:
             victim = self.figures["freeze"]["triggerer"]
             return (
-                f"SIGSTOP of {victim}: the trigger moved to the other triggerer while {victim} was frozen; "
-                f"resumed, {victim} still ran it until it noticed, and Airflow accepted its events"
+                f"SIGSTOP of {victim}: the other triggerer took the trigger over from the cursor {victim} "
+                "had last stored, and emitted again what came after it"
+            )
+        if freeze and resumed <= when <= freeze[1]:
+            victim = self.figures["freeze"]["triggerer"]
+            return (
+                f"SIGCONT of {victim}: resumed, it still ran the trigger it no longer owned until it noticed, "
+                "and Airflow accepted its events"
             )
         return "outside the fault windows"
 
@@ -526,7 +541,9 @@ def print_summary(figures: dict[str, Any], took: float, peak: int) -> None:
     lines += [
         f"failover after SIGKILL of {kill.get('triggerer')}: {kill.get('failover_seconds', float('nan')):.1f} s;"
         f" after SIGSTOP of {freeze.get('triggerer')}: {freeze.get('failover_seconds', float('nan')):.1f} s"
-        f" (frozen {freeze.get('frozen_seconds', float('nan')):.0f} s)",
+        f" (frozen {freeze.get('frozen_seconds', float('nan')):.0f} s); their last heartbeats were"
+        f" {kill.get('heartbeat_age_seconds', float('nan')):.1f} s and"
+        f" {freeze.get('heartbeat_age_seconds', float('nan')):.1f} s old at the fault",
         "latency event -> watcher DAG run queued, all components up: "
         + _fmt(lat["watcher_event_to_dag_run_steady"]),
         f"  all events, the fault windows included: {_fmt(lat['watcher_event_to_dag_run'])}",

@@ -105,7 +105,7 @@ def shared_secrets() -> dict[str, str]:
 
     return {
         "AIRFLOW__API_AUTH__JWT_SECRET": base64.urlsafe_b64encode(secrets.token_bytes(64)).decode(),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(64),
         "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
     }
 
