@@ -624,7 +624,7 @@ def reproduce_secret_key_mismatch() -> int:
     token = JWTGenerator(
         secret_key=get_signing_key("api", "secret_key"),
         algorithm="HS512",
-        private_key=None,  # type: ignore[arg-type]
+        private_key=None,  # as the api-server's log reader does: the secret key signs
         issuer=None,
         valid_for=30,
         audience="task-instance-logs",
