@@ -573,7 +573,7 @@ MISMATCH = {
     "jwt": (
         ("api-server",),
         "AIRFLOW__API_AUTH__JWT_SECRET",
-        ("Invalid auth token", "Signature verification"),
+        ("Invalid auth token", "Signature verification", "status_code=403"),
     ),
     "fernet": (("triggerer-1", "triggerer-2"), "AIRFLOW__CORE__FERNET_KEY", ("InvalidToken", "Fernet")),
 }
