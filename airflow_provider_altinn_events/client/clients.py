@@ -24,6 +24,7 @@ import httpx
 from airflow_provider_altinn_events import __version__
 from airflow_provider_altinn_events.client import protocol as p
 from airflow_provider_altinn_events.client.auth import AltinnAuth
+from airflow_provider_altinn_events.client.errors import RedactingLogFilter
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, Subscription, SubscriptionList
 from airflow_provider_altinn_events.client.retry import RetryPolicy
 from airflow_provider_altinn_events.client.settings import AltinnSettings
@@ -32,6 +33,8 @@ from airflow_provider_altinn_events.exceptions import AltinnError, AltinnPayload
 __all__ = ["AltinnEventsClient", "AsyncAltinnEventsClient"]
 
 logger = logging.getLogger(__name__)
+# httpx logs every response's reason phrase, which the server controls: scrub credentials an echo put there.
+logging.getLogger("httpx").addFilter(RedactingLogFilter())
 _debug_enabled = partial(logger.isEnabledFor, logging.DEBUG)  # skips building the debug line's arguments
 T = TypeVar("T")
 USER_AGENT = f"airflow-provider-altinn-events/{__version__}"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import re
+import ssl
 import time
 from typing import Any
 
@@ -34,6 +36,7 @@ from airflow_provider_altinn_events.exceptions import (
 )
 
 __all__ = [
+    "RedactingLogFilter",
     "error_from_response",
     "error_from_transport",
     "parse_problem",
@@ -43,8 +46,16 @@ __all__ = [
 ]
 
 _MAX_DETAIL = 300
-# Anything shaped like a JWT (header.payload.signature, base64url), so an echoed token never reaches a message.
-_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# Anything shaped like a JWT or a piece of one (a base64url run that starts like a JSON header, ``eyJ``, and any
+# dot-joined parts after it), so an echoed token or grant never reaches a message, even cut short by a proxy.
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)*")
+# Credentials a proxy may echo in other shapes: an Authorization header value (an opaque static token is no
+# JWT) and the form fields of the grant and of OAuth answers.
+_CREDENTIAL = re.compile(
+    r"(?i)\b(bearer|basic)(\s+)[^\s,;\"'<>]+"
+    r"|\b(assertion|client_assertion|access_token|refresh_token|id_token)(\\?[\"']?\s*[=:]\s*\\?[\"']?)"
+    r"[^\s&,;\"'<>\\]+"
+)
 
 _STATUS_MESSAGES = {
     400: "the service rejected the request",
@@ -66,10 +77,37 @@ def strip_query(url: httpx.URL | str) -> str:
     return str(parsed.copy_with(query=None, fragment=None))
 
 
+def _scrub(text: str) -> str:
+    """``text`` with every credential-shaped part replaced by ``[redacted]`` (length and lines kept)."""
+    text = _JWT_LIKE.sub("[redacted]", text)
+    return _CREDENTIAL.sub(lambda m: f"{m[1] or m[3]}{m[2] or m[4]}[redacted]", text)
+
+
 def redact(text: str) -> str:
-    """Replace anything that looks like a JWT with ``[redacted]`` and cut the text to one short line."""
-    one_line = " ".join(_JWT_LIKE.sub("[redacted]", text).split())
+    """Replace anything that looks like a token or a grant with ``[redacted]``; cut to one short line.
+
+    Every string a server controls (problem details, OAuth ``error``/``error_description``, the reason phrase,
+    ``x-request-id``) goes through this before it reaches an exception: a proxy or stand-in that echoes the
+    request's ``Authorization`` header or the grant would otherwise put a live credential into task logs,
+    tracebacks, trigger payloads and XCom (docs/guides/client.rst, "Security").
+    """
+    one_line = " ".join(_scrub(text).split())
     return one_line if len(one_line) <= _MAX_DETAIL else one_line[: _MAX_DETAIL - 1] + "…"
+
+
+class RedactingLogFilter(logging.Filter):
+    """Scrubs credential-shaped text from log records' arguments (installed on httpx's logger by the clients).
+
+    httpx logs each response's reason phrase at INFO; a reason phrase is server-controlled like any header.
+    Airflow keeps httpx at WARNING, but a client used outside Airflow, or a DEBUG configuration, would show it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_scrub(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _scrub(record.msg)
+        return True
 
 
 def parse_problem(response: httpx.Response) -> ProblemDetails:
@@ -96,7 +134,7 @@ def parse_problem(response: httpx.Response) -> ProblemDetails:
     if isinstance(raw_errors, dict):
         for name, messages in raw_errors.items():
             items = messages if isinstance(messages, list) else [messages]
-            errors[str(name)] = tuple(redact(str(m)) for m in items)
+            errors[redact(str(name))] = tuple(redact(str(m)) for m in items)
 
     def text_of(key: str) -> str | None:
         value = body.get(key)
@@ -144,12 +182,12 @@ def error_from_response(response: httpx.Response, *, hint: str | None = None) ->
         method, url = request.method, strip_query(request.url)
     except RuntimeError:  # a response built by hand, without a request
         method, url = "?", "?"
-    message = problem.summary() or _STATUS_MESSAGES.get(status) or response.reason_phrase or f"HTTP {status}"
+    reason = redact(response.reason_phrase) if response.reason_phrase else None
+    message = problem.summary() or _STATUS_MESSAGES.get(status) or reason or f"HTTP {status}"
     if hint:
         message = f"{message}; {hint}"
-    request_id = (
-        problem.trace_id or response.headers.get("x-request-id") or response.headers.get("request-id")
-    )
+    header_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+    request_id = problem.trace_id or (redact(header_id) if header_id else None)
     kwargs: dict[str, Any] = {
         "status_code": status,
         "method": method,
@@ -171,11 +209,31 @@ def error_from_response(response: httpx.Response, *, hint: str | None = None) ->
     return cls(message, **kwargs)
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and what lies under it: ``__cause__``/``__context__`` and aiohttp's ``os_error`` and
+    ``certificate_error`` (the sync and the async transport nest the socket's error differently)."""
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [error]
+    while todo and len(found) < 16:
+        current = todo.pop(0)
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        todo += [current.__cause__, current.__context__]
+        for name in ("certificate_error", "os_error"):
+            nested = getattr(current, name, None)
+            if isinstance(nested, BaseException):
+                todo.append(nested)
+    return found
+
+
 def error_from_transport(error: httpx.RequestError, settings: AltinnSettings) -> AltinnError:
     """Translate an httpx error (no HTTP answer) into the provider's tree, naming the step that failed.
 
-    A failure on the Maskinporten token URL becomes a retryable :class:`TokenGrantError`, one on the exchange
-    URL a retryable :class:`TokenExchangeError`, anything else :class:`AltinnTransportError`.
+    A failure on the Maskinporten token URL becomes a :class:`TokenGrantError`, one on the exchange URL a
+    :class:`TokenExchangeError`, anything else :class:`AltinnTransportError`. All are retryable, except a TLS
+    certificate that fails verification: sending again meets the same certificate, so it is reported at once
+    and says so. A refused connection says so too (not "timed out"), whichever client saw it.
     """
     try:
         request = error.request
@@ -186,7 +244,24 @@ def error_from_transport(error: httpx.RequestError, settings: AltinnSettings) ->
     reason = redact(str(error)) or kind
     if isinstance(error, httpx.DecodingError):
         return AltinnPayloadError(f"{method} {url}: the response body could not be decoded ({reason})")
-    if isinstance(error, httpx.TimeoutException):
+    causes = _causes(error)
+    # aiohttp's certificate error is itself an SSLCertVerificationError; the ssl module's (under it) says why
+    certificates = [c for c in causes if isinstance(c, ssl.SSLCertVerificationError)]
+    retryable = isinstance(error, httpx.TransportError) and not isinstance(error, httpx.UnsupportedProtocol)
+    if certificates:
+        messages = [getattr(c, "verify_message", None) for c in certificates]
+        why = redact(next((m for m in messages if m), None) or str(certificates[-1]))
+        reason = (
+            f"TLS certificate verification failed ({why}); not retried: the certificate the server presented "
+            "is not trusted for this host (a TLS-intercepting proxy, a wrong host, or a CA missing from the "
+            "trust store)"
+        )
+        retryable = False
+    elif any(isinstance(c, ConnectionRefusedError) for c in causes):
+        reason = (
+            f"connection refused ({kind}: {reason})" if reason != kind else f"connection refused ({kind})"
+        )
+    elif isinstance(error, httpx.TimeoutException):
         reason = f"timed out after {settings.timeout_seconds:g} s ({kind})"
     elif reason != kind:
         reason = f"{kind}: {reason}"
@@ -196,7 +271,7 @@ def error_from_transport(error: httpx.RequestError, settings: AltinnSettings) ->
             error="transport",
             description=reason,
             url=url,
-            retryable=True,
+            retryable=retryable,
         )
     if url == strip_query(settings.exchange_url):
         return TokenExchangeError(
@@ -204,10 +279,9 @@ def error_from_transport(error: httpx.RequestError, settings: AltinnSettings) ->
             error="transport",
             description=reason,
             url=url,
-            retryable=True,
+            retryable=retryable,
         )
     not_sent = isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-    retryable = isinstance(error, httpx.TransportError) and not isinstance(error, httpx.UnsupportedProtocol)
     transport_error = AltinnTransportError(
         f"{method} {url}: {reason}", method=method, url=url, request_sent=False if not_sent else None
     )

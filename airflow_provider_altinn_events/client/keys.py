@@ -29,7 +29,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
-__all__ = ["SigningKey", "load_signing_key"]
+__all__ = ["MIN_RSA_KEY_BITS", "SigningKey", "load_signing_key"]
+
+#: The smallest RSA key accepted: shorter RSA keys have not been considered safe for signatures since NIST
+#: SP 800-131A, and a grant signed with a breakable key proves little (docs/connection.rst, "Key formats").
+MIN_RSA_KEY_BITS = 2048
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,13 @@ def _rsa(key: object) -> rsa.RSAPrivateKey:
         raise AltinnConfigError(
             f"the private key is a {type(key).__name__.lstrip('_')}, but the Maskinporten grant is signed with "
             "RS256 and needs an RSA key",
+            field="password",
+        )
+    if key.key_size < MIN_RSA_KEY_BITS:
+        raise AltinnConfigError(
+            f"the private key is an RSA key of {key.key_size} bits; at least {MIN_RSA_KEY_BITS} bits are "
+            "required (generate a new key, e.g. openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072, "
+            "and register its public key at Maskinporten)",
             field="password",
         )
     return key

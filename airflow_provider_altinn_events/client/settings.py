@@ -17,6 +17,7 @@ Connection fields (the docs' connection page lists the same table)::
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import logging
 import re
@@ -64,6 +65,9 @@ _LEGACY_PREFIX = "extra__altinn_events__"
 _TEST_MASKINPORTEN = "https://test.maskinporten.no/"
 _PROD_MASKINPORTEN = "https://maskinporten.no/"
 _INTERNAL_ENV = re.compile(r"^(?:at|yt)\d{2}$")
+# Characters that URL parsers disagree on (httpx, aiohttp, urllib): refused in any URL so the host checked here
+# is the host the request goes to.
+_AMBIGUOUS_URL = re.compile(r"[\s\\\x00-\x1f\x7f]")
 _ORGNUMBER = re.compile(r"^\d{9}$")
 
 
@@ -116,6 +120,16 @@ class AltinnEnvironment(str, Enum):
         if self is AltinnEnvironment.CUSTOM:
             return None
         return f"https://platform.{self.value}.altinn.cloud"
+
+    def maskinporten_host(self) -> str | None:
+        """The host of this environment's Maskinporten, or ``None`` for ``custom``: where a grant may go."""
+        issuer = self.maskinporten_issuer()
+        return urlsplit(issuer).hostname if issuer else None
+
+    def platform_host(self) -> str | None:
+        """The host of this environment's Altinn platform, or ``None`` for ``custom``: where tokens may go."""
+        platform = self.platform_url()
+        return urlsplit(platform).hostname if platform else None
 
     def maskinporten_issuer(self) -> str | None:
         """The Maskinporten issuer (the grant's ``aud``), or ``None`` for ``custom``."""
@@ -347,22 +361,92 @@ def _url(conn_id: str, extra: Mapping[str, Any], key: str, default: str, env: Al
     return value
 
 
+#: Which host each URL override may name on a real environment: the grant goes to Maskinporten only, the
+#: Maskinporten token (exchange) and the Altinn token (Events) to the Altinn platform only (docs/connection.rst).
+_OWN_HOST = {
+    "maskinporten_issuer": ("Maskinporten", AltinnEnvironment.maskinporten_host),
+    "maskinporten_token_url": ("Maskinporten", AltinnEnvironment.maskinporten_host),
+    "exchange_url": ("Altinn platform", AltinnEnvironment.platform_host),
+    "events_url": ("Altinn platform", AltinnEnvironment.platform_host),
+}
+
+
 def _check_url(conn_id: str, key: str, value: str, environment: AltinnEnvironment) -> None:
+    """Refuse a URL the client must not send secrets to; warn about plain http off loopback (``custom``).
+
+    Never quotes a value that may hold credentials (``user:password@``).
+    """
+    has_userinfo = "@" in value
+    shown = "a value with '@' (not shown)" if has_userinfo else repr(value)
+    if _AMBIGUOUS_URL.search(value):
+        raise AltinnConfigError(
+            f"connection {conn_id!r}: {key} must not contain spaces, backslashes or control characters, got "
+            f"{shown}",
+            field=key,
+        )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise AltinnConfigError(
-            f"connection {conn_id!r}: {key} must be an absolute http(s) URL, got {value!r}", field=key
+            f"connection {conn_id!r}: {key} must be an absolute http(s) URL, got {shown}", field=key
+        )
+    if "@" in parts.netloc:
+        raise AltinnConfigError(
+            f"connection {conn_id!r}: {key} must not carry a user name or password (user:password@...): they "
+            "would end up in logs, messages and the grant; remove them from the URL (the credentials are not "
+            "repeated here)",
+            field=key,
         )
     if parts.query or parts.fragment:
         raise AltinnConfigError(
             f"connection {conn_id!r}: {key} must not carry a query string or fragment", field=key
         )
-    if environment.is_real and parts.scheme != "https":
+    try:
+        port = parts.port
+    except ValueError:
         raise AltinnConfigError(
-            f"connection {conn_id!r}: {key} uses plain http, which environment {environment.value!r} refuses "
-            "(tokens would travel unencrypted); use https, or environment 'custom' for a local emulator",
-            field=key,
+            f"connection {conn_id!r}: {key} has an invalid port, got {shown}", field=key
+        ) from None
+    hostname = parts.hostname or ""
+    if environment.is_real:
+        if parts.scheme != "https":
+            raise AltinnConfigError(
+                f"connection {conn_id!r}: {key} uses plain http, which environment {environment.value!r} "
+                "refuses (tokens would travel unencrypted); use https, or environment 'custom' for a local "
+                "emulator",
+                field=key,
+            )
+        own = _OWN_HOST.get(key)
+        if own is not None:
+            service, host_of = own
+            allowed = host_of(environment)
+            if hostname != allowed or port not in (None, 443):
+                raise AltinnConfigError(
+                    f"connection {conn_id!r}: {key} must point at {allowed}, the {service} host of environment "
+                    f"{environment.value!r} (got host {hostname!r}{f' port {port}' if port else ''}): on a real "
+                    "environment an override may change the path only, so the signed grant and the tokens "
+                    "never leave that environment; remove the override, or use environment 'custom' for a "
+                    "gateway of your own",
+                    field=key,
+                )
+    elif parts.scheme == "http" and not _is_loopback(hostname):
+        logger.warning(
+            "Connection %r: %s uses plain http to %s, which is not a loopback address: the signed grant and "
+            "the tokens travel unencrypted over the network; use https unless this is a local test network",
+            conn_id,
+            key,
+            hostname,
         )
+
+
+def _is_loopback(hostname: str) -> bool:
+    """``localhost`` (and ``*.localhost``), 127.0.0.0/8 and ::1."""
+    name = hostname.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _scopes(conn_id: str, raw: Any) -> tuple[str, ...]:

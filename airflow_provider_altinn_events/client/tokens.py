@@ -5,7 +5,8 @@ HTTP calls. :mod:`~airflow_provider_altinn_events.client.auth` strings them toge
 keeps the locks; nothing here holds state or does I/O.
 
 Secrets discipline: the assertion and both tokens only ever travel inside request bodies and headers. Errors
-quote the services' ``error``/``error_description`` (with anything JWT-shaped redacted), never a token.
+quote the services' ``error``/``error_description`` only through :func:`.errors.redact` (anything shaped like a
+token or a grant becomes ``[redacted]``), never a token.
 """
 
 from __future__ import annotations
@@ -257,8 +258,9 @@ def _oauth_error(response: httpx.Response) -> tuple[str | None, str | None]:
     if isinstance(body, dict):
         error = body.get("error")
         description = body.get("error_description")
+        # both are the server's words: a proxy that echoes the grant or a token puts it in either one
         return (
-            str(error) if error else None,
+            redact(str(error)) if error else None,
             redact(str(description)) if description else None,
         )
     problem = parse_problem(response)

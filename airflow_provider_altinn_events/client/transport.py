@@ -5,9 +5,11 @@ stream layers (``aiter_bytes`` over ``aiter_raw`` over an aiohttp chunk iterator
 close step), and the adapter builds a new ``aiohttp.ClientTimeout`` for every request. The clients read
 every body in full anyway (Altinn answers are JSON documents, at most one page of 1,000 events), so this
 transport reads it in one ``aiohttp`` call and returns an ``httpx.Response`` that already holds its
-content; httpx still decodes a compressed body as usual. Same connections, proxies, TLS, exception mapping
-and timeouts as the adapter; only the body handling and the per-request allocations differ. A triggerer
-pays this per poll: see ``docs/performance.rst``.
+content; httpx still decodes a compressed body as usual. Same connections, proxies, TLS and timeouts as the
+adapter; the body handling and the per-request allocations differ (a triggerer pays this per poll: see
+``docs/performance.rst``), and so does the exception mapping: aiohttp's errors become the httpx errors
+httpx's own transport raises for the same failure (``_ERRORS``), where the adapter calls a refused
+connection, a failed certificate or a dropped connection a ``ConnectTimeout``.
 
 The query goes to aiohttp apart from the URL (``params``), as a plain aiohttp user would send it: yarl
 caches the URLs it parses from strings (an LRU of 128), and a full URL per waiting trigger kept about 1 KiB
@@ -18,8 +20,11 @@ any ``params``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 from aiohttp import ClientSession, ClientTimeout
 from httpx_aiohttp import AiohttpTransport
@@ -28,6 +33,47 @@ from httpx_aiohttp.transport import map_aiohttp_exceptions
 __all__ = ["AltinnAiohttpTransport"]
 
 _HTTP_1_1 = b"HTTP/1.1"
+
+#: aiohttp's errors → httpx's, most specific first. httpx-aiohttp's own table maps every
+#: ``ClientConnectionError`` (a refused connection, a failed certificate, a dropped connection) to
+#: ``ConnectTimeout``, so the client reported them as "timed out after 30 s"; these are what httpx's own
+#: transport raises for the same failures, so both clients classify them alike (``errors.error_from_transport``).
+_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
+    (aiohttp.ClientHttpProxyError, httpx.ProxyError),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, DNS, TLS handshake and certificate
+    (aiohttp.ServerFingerprintMismatch, httpx.ConnectError),
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.ClientConnectionError, httpx.ReadError),
+    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
+    (aiohttp.InvalidUrlClientError, httpx.UnsupportedProtocol),
+)
+
+
+def _httpx_error(error: BaseException) -> httpx.TransportError | None:
+    for source, target in _ERRORS:
+        if isinstance(error, source):
+            return target(str(error) or type(error).__name__)
+    return None
+
+
+@contextlib.contextmanager
+def _map_errors() -> Iterator[None]:
+    """aiohttp's errors as httpx's (see ``_ERRORS``), with the aiohttp error as ``__cause__``; also re-maps
+    what the parent adapter already mapped with its own table."""
+    try:
+        with map_aiohttp_exceptions():  # anything our table leaves out, as the adapter would map it
+            yield
+    except httpx.TransportError as error:
+        cause = error.__cause__
+        mapped = _httpx_error(cause) if isinstance(cause, aiohttp.ClientError) else None
+        if mapped is None or type(mapped) is type(error):
+            raise
+        raise mapped from cause
 
 
 class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_aiohttp is not type-checked here
@@ -41,7 +87,8 @@ class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_a
         self._timeouts: dict[tuple[Any, Any, Any], ClientTimeout] = {}
 
     async def _adapter(self, request: httpx.Request) -> httpx.Response:
-        response: httpx.Response = await super().handle_async_request(request)
+        with _map_errors():
+            response: httpx.Response = await super().handle_async_request(request)
         return response
 
     def _timeout(self, request: httpx.Request) -> ClientTimeout:
@@ -63,7 +110,7 @@ class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_a
         if not isinstance(session, ClientSession):
             session = self.client = self.get_client()
         url = request.url
-        with map_aiohttp_exceptions():
+        with _map_errors():
             async with session.request(
                 request.method,
                 str(url).partition("?")[0],  # no fragment here (those go to the adapter above)

@@ -97,19 +97,25 @@ CONNECTION_FORM: dict[str, Any] = {
         },
         "maskinporten_issuer": _text(
             "Maskinporten issuer (override)",
-            "The grant's audience; defaults from the environment (e.g. https://test.maskinporten.no/).",
+            "The grant's audience; defaults from the environment (e.g. https://test.maskinporten.no/). On "
+            "tt02/production/atNN only that environment's Maskinporten host is accepted.",
             format="url",
         ),
         "maskinporten_token_url": _text(
-            "Maskinporten token URL (override)", "Defaults to the issuer + 'token'.", format="url"
+            "Maskinporten token URL (override)",
+            "Defaults to the issuer + 'token'. On tt02/production/atNN: that environment's Maskinporten host only.",
+            format="url",
         ),
         "exchange_url": _text(
             "Token exchange URL (override)",
-            "Defaults to {platform}/authentication/api/v1/exchange/maskinporten.",
+            "Defaults to {platform}/authentication/api/v1/exchange/maskinporten. On tt02/production/atNN: "
+            "that environment's platform host only.",
             format="url",
         ),
         "events_url": _text(
-            "Events API URL (override)", "Defaults to {platform}/events/api/v1.", format="url"
+            "Events API URL (override)",
+            "Defaults to {platform}/events/api/v1. On tt02/production/atNN: that environment's platform host only.",
+            format="url",
         ),
     },
 }

@@ -6,7 +6,7 @@ import json
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from airflow_provider_altinn_events.client.keys import load_signing_key
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
@@ -201,3 +201,25 @@ def test_repr_has_no_key_material() -> None:
     assert "kid-1" in text
     assert "private_key" not in text
     assert "RSAPrivateKey" not in text
+
+
+@pytest.fixture(scope="module")
+def small_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+
+
+def test_rsa_keys_under_2048_bits_are_refused_in_every_format(small_key: rsa.RSAPrivateKey) -> None:
+    forms = {
+        "pem": pem(small_key),
+        "jwk": json.dumps(private_jwk(small_key)),
+        "pkcs12": pkcs12_b64(small_key, certificate(small_key), "pw"),
+    }
+    for form, material in forms.items():
+        with pytest.raises(AltinnConfigError) as info:
+            load_signing_key(material, key_id="kid-1", passphrase="pw" if form == "pkcs12" else None)
+        assert info.value.field == "password", form
+        assert "1024 bits" in str(info.value) and "2048" in str(info.value), form
+
+
+def test_a_2048_bit_key_is_enough() -> None:
+    assert load_signing_key(pem(rsa_key()), key_id="kid-1").private_key.key_size == 2048

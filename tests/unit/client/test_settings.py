@@ -115,20 +115,147 @@ def test_plain_http_override_refused_for_real_environments(key: str) -> None:
 
 
 def test_overrides_win_and_token_url_follows_issuer() -> None:
-    s = parse(host=None, environment="tt02", maskinporten_issuer="https://mp.example/")
+    s = parse(maskinporten_issuer="https://mp.example/")
     assert s.maskinporten_issuer == "https://mp.example/"
     assert s.maskinporten_token_url == "https://mp.example/token"
     s = parse(
-        host=None,
-        environment="tt02",
         maskinporten_token_url="https://mp.example/oauth/token",
         exchange_url="https://gw.example/exchange",
         events_url="https://gw.example/events/",
     )
-    assert s.maskinporten_issuer == "https://test.maskinporten.no/"
+    assert s.maskinporten_issuer == "http://altinn.test/maskinporten/"
     assert s.maskinporten_token_url == "https://mp.example/oauth/token"
     assert s.exchange_url == "https://gw.example/exchange"
     assert s.events_url == "https://gw.example/events"
+
+
+def test_real_environment_overrides_may_change_the_path_on_the_own_host() -> None:
+    s = parse(
+        host=None,
+        environment="tt02",
+        maskinporten_token_url="https://test.maskinporten.no/token",
+        exchange_url="https://platform.tt02.altinn.no:443/authentication/api/v1/exchange/maskinporten",
+        events_url="https://PLATFORM.tt02.altinn.no/events/api/v2/",
+    )
+    assert s.events_url == "https://PLATFORM.tt02.altinn.no/events/api/v2"
+    s = parse(host=None, environment="at23", events_url="https://platform.at23.altinn.cloud/events/api/v1")
+    assert s.events_url == "https://platform.at23.altinn.cloud/events/api/v1"
+    s = parse(host=None, environment="production", maskinporten_issuer="https://maskinporten.no/")
+    assert s.maskinporten_token_url == "https://maskinporten.no/token"
+
+
+@pytest.mark.parametrize(
+    ("environment", "key", "value", "allowed"),
+    [
+        # the grant (signed with the organisation's key) may go to the environment's Maskinporten only
+        ("production", "maskinporten_token_url", "https://attacker.example/token", "maskinporten.no"),
+        ("production", "maskinporten_token_url", "https://test.maskinporten.no/token", "maskinporten.no"),
+        ("tt02", "maskinporten_token_url", "https://maskinporten.no/token", "test.maskinporten.no"),
+        ("tt02", "maskinporten_token_url", "https://test.maskinporten.no.attacker.example/token", "test."),
+        ("at22", "maskinporten_token_url", "https://test.maskinporten.no:8443/token", "test.maskinporten.no"),
+        # an issuer elsewhere would move the derived token URL there too
+        ("tt02", "maskinporten_issuer", "https://attacker.example/", "test.maskinporten.no"),
+        # the Maskinporten token and the Altinn token go to the environment's platform only
+        ("production", "exchange_url", "https://attacker.example/exchange", "platform.altinn.no"),
+        ("production", "exchange_url", "https://platform.tt02.altinn.no/exchange", "platform.altinn.no"),
+        ("tt02", "events_url", "https://attacker.example/events/api/v1", "platform.tt02.altinn.no"),
+        ("at24", "events_url", "https://platform.at25.altinn.cloud/events/api/v1", "platform.at24.altinn"),
+        ("tt02", "events_url", "https://test.maskinporten.no/events/api/v1", "platform.tt02.altinn.no"),
+    ],
+)
+def test_real_environment_overrides_to_another_host_are_refused(
+    environment: str, key: str, value: str, allowed: str
+) -> None:
+    with pytest.raises(AltinnConfigError) as info:
+        parse(host=None, environment=environment, **{key: value})
+    assert info.value.field == key
+    message = str(info.value)
+    assert key in message and allowed in message and "custom" in message
+
+
+def test_custom_overrides_stay_free() -> None:
+    s = parse(
+        maskinporten_token_url="https://anything.example:8443/t",
+        exchange_url="https://gw.example/x",
+        events_url="https://other.example/e",
+    )
+    assert (s.maskinporten_token_url, s.exchange_url) == (
+        "https://anything.example:8443/t",
+        "https://gw.example/x",
+    )
+
+
+@pytest.mark.parametrize(
+    "key", ["host", "maskinporten_issuer", "maskinporten_token_url", "exchange_url", "events_url"]
+)
+@pytest.mark.parametrize("environment", ["custom", "tt02"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://alice:s3cr3t-pw@gw.example/x",
+        "http://alice:s3cr3t-pw@127.0.0.1:8765",
+        "https://s3cr3t-pw@gw.example/",
+    ],
+)
+def test_credentials_in_a_url_are_refused_without_repeating_them(
+    key: str, environment: str, url: str
+) -> None:
+    if key == "host" and environment != "custom":
+        kwargs: dict[str, Any] = {"host": url.replace("gw.example/x", "platform.tt02.altinn.no")}
+    elif key == "host":
+        kwargs = {"host": url}
+    else:
+        kwargs = {"host": None if environment != "custom" else "http://127.0.0.1:1", key: url}
+    with pytest.raises(AltinnConfigError) as info:
+        parse(environment=environment, **kwargs)
+    assert info.value.field == key
+    for text in (str(info.value), repr(info.value)):
+        assert "s3cr3t-pw" not in text and "alice" not in text
+
+
+def test_credentials_are_not_repeated_when_the_url_is_malformed_too() -> None:
+    with pytest.raises(AltinnConfigError) as info:
+        parse(exchange_url="ftp://alice:s3cr3t-pw@gw.example/x")
+    assert info.value.field == "exchange_url"
+    assert "s3cr3t-pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://platform.tt02.altinn.no\\@attacker.example/", "https://platform.tt02.altinn.no /x"]
+)
+def test_urls_that_parsers_read_differently_are_refused(url: str) -> None:
+    with pytest.raises(AltinnConfigError) as info:
+        parse(host=None, environment="tt02", events_url=url)
+    assert info.value.field == "events_url"
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("http://127.0.0.1:8765", False),
+        ("http://localhost:8765", False),
+        ("http://[::1]:8765", False),
+        ("http://127.0.0.2:8765", False),
+        ("https://altinn-gw.example", False),
+        ("http://emulator:8765", True),
+        ("http://10.0.0.5:8765", True),
+    ],
+)
+def test_custom_plain_http_off_loopback_warns_at_parse(
+    host: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_altinn_events.client.settings"):
+        parse(host=host)
+    warnings = [r.getMessage() for r in caplog.records if "plain http" in r.getMessage()]
+    assert bool(warnings) is warned
+    if warned:
+        assert "host" in warnings[0] and "not a loopback" in warnings[0]
+
+
+def test_plain_http_override_off_loopback_warns_and_names_the_field(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_altinn_events.client.settings"):
+        parse(host="http://127.0.0.1:8765", events_url="http://gw.internal/events/api/v1")
+    assert any("events_url" in r.getMessage() and "gw.internal" in r.getMessage() for r in caplog.records)
 
 
 def test_override_must_be_absolute_and_without_query() -> None:
