@@ -367,6 +367,10 @@ class Stack:
         Safe to call more than once (an ``atexit`` hook and a ``finally`` may both call it).
         """
         services = {service.name for service in self._started_services}
+        airflow = [name for name in self._procs if name not in services and name != "emulator"]
+        for name in airflow:  # all at once: each may take seconds to shut down
+            with suppress(ProcessLookupError):
+                os.killpg(self._procs[name].pid, signal.SIGTERM)
         for name in sorted(self._procs, key=lambda n: (n in services, n == "emulator")):
             if name in services:
                 continue
