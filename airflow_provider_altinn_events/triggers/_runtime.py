@@ -5,12 +5,15 @@
 * :class:`_CursorStore`: the watcher's ``after`` cursor in the trigger's asset state store (Airflow 3.3), or
   in memory where there is none.
 
-Only the standard library is imported here; the client and the hook are loaded when the first client opens.
+Only the standard library is imported here; the client and the hook are loaded when the first client opens,
+in a worker thread (:func:`_open_client`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,10 +82,53 @@ class _SharedClients:
             await client.aclose()
 
 
-async def _open_client(conn_id: str) -> AsyncAltinnEventsClient:
-    from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
+#: What the first client of a process imports: the hook and client core, and under them httpx, aiohttp,
+#: httpx-aiohttp, PyJWT and cryptography. Cold, that is 0.2-0.8 s of imports (docs/guides/distributed.rst).
+_CLIENT_STACK = (
+    "airflow_provider_altinn_events.hooks.altinn_events",
+    "airflow_provider_altinn_events.client.clients",
+    "airflow_provider_altinn_events.client.settings",
+    "airflow_provider_altinn_events.client.transport",
+    "airflow_provider_altinn_events.client.keys",
+    "airflow_provider_altinn_events.client.tokens",
+    "jwt",
+    "jwt.algorithms",
+)
 
-    return await AltinnEventsHook(conn_id).get_async_conn()
+
+def _load_client_stack() -> None:
+    """Import everything a client needs, in a worker thread (see :func:`_open_client`)."""
+    for name in _CLIENT_STACK:
+        importlib.import_module(name)
+
+
+async def _open_client(conn_id: str) -> AsyncAltinnEventsClient:
+    """Open the shared client of ``conn_id`` without blocking the triggerer's event loop.
+
+    Every trigger of a triggerer runs on one event loop, so a blocking step stalls all of them (Airflow
+    logs "Triggerer's async thread was blocked" past 0.2 s). The first client's slow steps are synchronous:
+    importing the HTTP/JWT stack (cold: 0.2-0.8 s), building the client (an SSL context: 20-40 ms) and
+    parsing and checking the RSA key (about 0.1 s). They run in worker threads; only the connection lookup,
+    which Airflow does asynchronously, stays on the loop. The steps are those of
+    ``AltinnEventsHook.get_async_conn`` (connection, :class:`AltinnSettings`, client).
+    """
+    await asyncio.to_thread(_load_client_stack)
+    from airflow_provider_altinn_events._compat import aget_connection
+
+    conn = await aget_connection(conn_id)
+    return await asyncio.to_thread(_build_client, conn)
+
+
+def _build_client(conn: Any) -> AsyncAltinnEventsClient:
+    from airflow_provider_altinn_events.client.clients import AsyncAltinnEventsClient
+    from airflow_provider_altinn_events.client.settings import AltinnSettings
+
+    client = AsyncAltinnEventsClient(AltinnSettings.from_connection(conn))
+    if client.settings.private_key is not None:
+        # a key that does not load fails here and again, the same way as before, on the first request
+        with contextlib.suppress(Exception):
+            client.auth.signing_key()
+    return client
 
 
 _CLIENTS = _SharedClients()
