@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,14 +18,18 @@ from starlette.routing import Route
 
 from . import auth
 from .bodies import JsonBodyError, media_type, parse_json, read_body
-from .cloudevents import event_row, order_event, serialize_list, sortable_time, utc_now_text
+from .cloudevents import dict_event_row, serialize_list, utc_now_text
 from .querystring import QueryParams, bind_int
 from .responses import empty, json_string, problem, validation_problem
 from .state import EmulatorState, get_state
 from .store import EventQuery
 
 _APP_RESOURCE = "urn:altinn:resource:app_{org}_{app}"
-_TZ = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$")
+_DATE_TIME = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](?P<clock>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d{1,7}))?)?"
+    r"(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?\Z"
+)
 
 
 async def publish_app_event(request: Request) -> Response:
@@ -89,27 +93,48 @@ async def publish_app_event(request: Request) -> Response:
     }
     if data.get("alternativesubject"):
         event["alternativesubject"] = data["alternativesubject"]
-    event = order_event(event)
-    state.store.insert_events([event_row(event, time.time())])
+    state.store.insert_events([dict_event_row(event, time.time())])
     state.delivery.notify()
     return json_string(201, event["id"], headers={"Location": subject})
 
 
 def _bind_time(params: QueryParams, name: str, errors: dict[str, list[str]]) -> tuple[str | None, bool]:
-    """Bind a ``DateTime?``; returns (sortable UTC text or None, has_timezone)."""
+    """Bind a ``DateTime?`` as ASP.NET's ``DateTimeModelBinder`` does (``DateTime.Parse``, invariant
+    culture, ``AdjustToUniversal``): a date, optionally a time, optionally ``Z`` or an offset.
+
+    Returns (sortable UTC text or None, has_timezone); ``2020-01-01Z`` is a UTC midnight, as Altinn's
+    own tests send it (``AppControllerTests``, ``from=2020-01-01Z``).
+    """
     raw = params.first(name)
     if raw is None or raw == "":
         return None, True
-    text = raw.strip().replace(" ", "+")
-    has_tz = bool(_TZ.search(text))
-    try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+    # A '+' of an offset arrives as a space when the client did not percent-encode it.
+    text = re.sub(r"(?<=\d) (?=\d{2}(:?\d{2})?$)", "+", raw.strip())
+    match = _DATE_TIME.match(text)
+    parsed = None
+    if match:
+        date, clock, fraction, zone = match.group("date", "clock", "fraction", "zone")
+        try:
+            parsed = datetime.fromisoformat(f"{date}T{clock or '00:00:00'}")
+            if clock and len(clock) == 5:
+                parsed = parsed.replace(second=0)
+            if fraction:
+                parsed = parsed.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+            if zone and zone not in ("Z", "z"):
+                sign = -1 if zone[0] == "-" else 1
+                digits = zone[1:].replace(":", "").ljust(4, "0")
+                offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+                if offset > timedelta(hours=14) or int(digits[2:]) >= 60:
+                    raise ValueError(zone)
+                parsed -= sign * offset
+        except (ValueError, OverflowError):
+            parsed = None
+    if parsed is None:
         errors.setdefault(name, []).append(f"The value '{raw}' is not valid for {name}.")
         return None, True
-    if parsed.tzinfo is None:
+    if not match or not match.group("zone"):
         return None, False
-    return sortable_time(parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")), has_tz
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z", True
 
 
 def _validate(params: QueryParams, request: Request) -> tuple[dict[str, Any] | None, Response | None]:

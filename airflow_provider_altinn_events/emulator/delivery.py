@@ -146,7 +146,7 @@ class Delivery:
                 for row in rows:
                     for sub in subs:
                         if subscription_matches(sub, row) and self._authorized(sub, resource):
-                            self._spawn(self._push(sub, row.body))
+                            self._spawn(self._push(sub, row.delivery_body))
                 after = rows[-1].sequenceno
         self.store.set_meta(_CURSOR_KEY, str(upto))
 
