@@ -394,7 +394,8 @@ def _is_timestamp(value: Any) -> bool:
             return False
         offset = (hours * 60 + minutes) * (-1 if match.group(9) == "-" else 1)
     try:
-        local = datetime(*(int(match.group(i)) for i in range(1, 7)))  # no leap second, no year 0
+        year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+        local = datetime(year, month, day, hour, minute, second)  # no leap second, no year 0
         _ = local - timedelta(minutes=offset)  # the UTC time must exist too (OverflowError before year 1)
     except (ValueError, OverflowError):
         return False
