@@ -18,13 +18,14 @@ from starlette.routing import Route
 
 from . import auth
 from .bodies import JsonBodyError, media_type, parse_json, read_body
-from .cloudevents import dict_event_row, serialize_list, utc_now_text
-from .querystring import QueryParams, bind_int
+from .cloudevents import CloudEventError, check_string, dict_event_row, serialize_list, utc_now_text
+from .querystring import QueryParams, bind_int, sendable_header
 from .responses import empty, json_string, problem, validation_problem
 from .state import EmulatorState, get_state
 from .store import EventQuery
 
 _APP_RESOURCE = "urn:altinn:resource:app_{org}_{app}"
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s]+")
 _DATE_TIME = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})"
     r"(?:[Tt ](?P<clock>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d{1,7}))?)?"
@@ -72,9 +73,22 @@ async def publish_app_event(request: Request) -> Response:
     )
     if not source or not subject or not kind or not spec:
         return problem(400, "Missing parameter values: source, subject and type cannot be null")
+    if not _ABSOLUTE.match(source):
+        # Deviation (docs/contract.rst): Altinn reads Source.AbsolutePath of a relative Uri, which throws,
+        # and answers 500; the emulator answers 400 naming the field.
+        return problem(400, "source must be an absolute URI: https://{org}.apps.../{org}/{app}/instances/...")
+    for name in ("type", "subject", "alternativesubject"):
+        value = data.get(name)
+        if value:
+            try:
+                check_string(name, value)
+            except CloudEventError as exc:
+                # Deviation (docs/contract.rst): the CloudEvent setter throws inside CreateEvent and Altinn
+                # answers 500 "Unable to register cloud event."; the emulator answers 400 with the reason.
+                return problem(400, f"Unable to register cloud event: {exc}")
     org, app = app_id
     item = f"{org}/{app}"
-    path = urlsplit(source).path if "://" in source else source
+    path = urlsplit(source).path
     if not path.startswith("/" + item):
         return json_string(401, f"{item} is not authorized to create events for {source}")
     segments = path.split("/")
@@ -95,7 +109,7 @@ async def publish_app_event(request: Request) -> Response:
         event["alternativesubject"] = data["alternativesubject"]
     state.store.insert_events([dict_event_row(event, time.time())])
     state.delivery.notify()
-    return json_string(201, event["id"], headers={"Location": subject})
+    return json_string(201, event["id"], headers={"Location": sendable_header(subject)})
 
 
 def _bind_time(params: QueryParams, name: str, errors: dict[str, list[str]]) -> tuple[str | None, bool]:

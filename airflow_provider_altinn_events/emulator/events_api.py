@@ -12,7 +12,7 @@ from starlette.routing import Route
 from . import auth
 from .bodies import JsonBodyError, charset, media_type, parse_json, read_body
 from .cloudevents import CloudEventError, event_row, is_valid_urn, parse_cloud_event, serialize_list
-from .querystring import QueryParams, bind_int, like_to_glob
+from .querystring import QueryParams, bind_int, like_to_glob, sendable_header
 from .responses import empty, problem, validation_problem
 from .state import get_state
 from .store import EventQuery
@@ -119,7 +119,7 @@ async def list_events(request: Request) -> Response:
     if visible:
         link = params.next_link(state.config.base, request.url.path, visible[-1].id)
         if alternative and not subject:
-            link += f"&subject={visible[0].subject or ''}"
+            link += sendable_header(f"&subject={visible[0].subject or ''}")
         headers["next"] = link
     return Response(
         serialize_list([r.body for r in visible]),
