@@ -241,9 +241,15 @@ def document(base_url: str) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "the Altinn token (raw, or a JSON string for Accept: application/json)",
-                            "content": {"text/plain": {"schema": _STRING}, "application/json": {"schema": _STRING}},
+                            "content": {
+                                "text/plain": {"schema": _STRING},
+                                "application/json": {"schema": _STRING},
+                            },
                         },
-                        "400": {"description": "unknown provider", "content": {"text/plain": {"schema": _STRING}}},
+                        "400": {
+                            "description": "unknown provider",
+                            "content": {"text/plain": {"schema": _STRING}},
+                        },
                         "401": _COMMON["401"],
                         "403": _EMPTY | {"description": "ID-porten token without an Altinn scope"},
                         "410": _problem("enterprise user authentication is discontinued"),
@@ -256,17 +262,14 @@ def document(base_url: str) -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    problem = {
-        "type": "object",
-        "required": ["status"],
-        "properties": {
-            "type": _STRING,
-            "title": _STRING,
-            "status": {"type": "integer"},
-            "detail": _STRING,
-            "traceId": _STRING,
-        },
+    problem_properties: dict[str, Any] = {
+        "type": _STRING,
+        "title": _STRING,
+        "status": {"type": "integer"},
+        "detail": _STRING,
+        "traceId": _STRING,
     }
+    problem: dict[str, Any] = {"type": "object", "required": ["status"], "properties": problem_properties}
     return {
         "CloudEvent": {
             "type": "object",
@@ -307,7 +310,7 @@ def _schemas() -> dict[str, Any]:
             **problem,
             "required": ["status", "errors"],
             "properties": {
-                **problem["properties"],
+                **problem_properties,
                 "errors": {"type": "object", "additionalProperties": {"type": "array", "items": _STRING}},
             },
         },
@@ -325,7 +328,15 @@ def _schemas() -> dict[str, Any]:
         },
         "Subscription": {
             "type": "object",
-            "required": ["id", "endPoint", "consumer", "createdBy", "created", "validated", "includeSubunits"],
+            "required": [
+                "id",
+                "endPoint",
+                "consumer",
+                "createdBy",
+                "created",
+                "validated",
+                "includeSubunits",
+            ],
             "properties": {
                 "id": {"type": "integer"},
                 "endPoint": _STRING,

@@ -194,6 +194,16 @@ class Store:
             ).fetchall()
         return [EventRow(*row) for row in rows]
 
+    def all_events_between(self, after_seq: int, upto_seq: int, limit: int = 1000) -> list[EventRow]:
+        """Events of every resource with ``after_seq < sequenceno <= upto_seq`` (cached push path)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE sequenceno > ? AND sequenceno <= ?"
+                " ORDER BY sequenceno LIMIT ?",
+                (after_seq, upto_seq, limit),
+            ).fetchall()
+        return [EventRow(*row) for row in rows]
+
     def subscribed_resources(self) -> list[str]:
         """Resources that at least one validated subscription filters on."""
         with self._lock:
