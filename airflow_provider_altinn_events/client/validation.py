@@ -119,7 +119,7 @@ def coerce_event_list(value: Any, *, field: str = "event") -> list[Any]:
 
 
 def prepare_cloud_event(
-    event: Mapping[str, Any],
+    event: Mapping[str, Any] | object,
     *,
     default_id: str,
     now: datetime | None = None,
@@ -278,7 +278,7 @@ _KNOWN_ATTRIBUTES = frozenset(
 )
 
 
-def prepare_app_event(event: Mapping[str, Any], *, field: str = "event") -> dict[str, Any]:
+def prepare_app_event(event: Mapping[str, Any] | object, *, field: str = "event") -> dict[str, Any]:
     """Check an app event for POST /app and fill in ``specversion``.
 
     The service requires ``source``, ``type`` and ``subject``, builds id, time and resource itself and
@@ -289,9 +289,7 @@ def prepare_app_event(event: Mapping[str, Any], *, field: str = "event") -> dict
 
     :raises AltinnConfigError: the event breaks a rule; ``field`` names the attribute.
     """
-    if not isinstance(event, Mapping):
-        raise AltinnConfigError(f"{field} must be a dict, got {type(event).__name__}", field=field)
-    prepared: dict[str, Any] = {key: value for key, value in event.items() if value is not None}
+    prepared = normalize_event(event, field=field)
     unknown = sorted(set(prepared) - APP_EVENT_ATTRIBUTES)
     if unknown:
         hint = ""
