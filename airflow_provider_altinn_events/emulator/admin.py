@@ -20,7 +20,6 @@ from .bodies import JsonBodyError, media_type, parse_json, read_body
 from .clients import ClientRegistrationError, register_client
 from .cloudevents import CloudEventError, check_string, is_valid_urn, sortable_time, utc_now_text
 from .faults import FaultSpecError
-from .jsonvalue import RawNumber
 from .policy import ACTIONS
 from .responses import json_response
 from .state import get_state
@@ -143,8 +142,8 @@ async def generate(request: Request) -> Response:
         resource = body.get("resource")
         if not isinstance(resource, str) or not is_valid_urn(resource):
             raise AdminError("resource must be a valid urn such as urn:altinn:resource:my-resource")
-        raw_count = body.get("count", RawNumber("1"))
-        count = raw_count.as_int32() if isinstance(raw_count, RawNumber) else None
+        raw_count = body.get("count", 1)
+        count = raw_count if type(raw_count) is int else None
         if count is None or not 1 <= count <= MAX_GENERATE:
             raise AdminError(
                 f"count must be an integer between 1 and {MAX_GENERATE:,} (per call; call again for more)"

@@ -322,13 +322,20 @@ def _attribute_text(value: Any) -> str | None:
         return "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, RawNumber):
-        number = value.as_int32()
+    if isinstance(value, RawNumber | int | float):
+        number = value.as_int32() if isinstance(value, RawNumber) else _int32(value)
         if number is None:
             # JsonElement.GetInt32 on a fraction, an exponent or a value outside Int32.
             raise CloudEventError("One of the identified items was in an invalid format.")
         return str(number)
     raise CloudEventError(f"Invalid token type '{_json_kind(value)}' for CloudEvent attribute")
+
+
+def _int32(value: int | float) -> int | None:
+    """``JsonElement.TryGetInt32`` of a number Python parsed: integers within Int32 only (not ``1.0``)."""
+    if isinstance(value, int) and -(2**31) <= value < 2**31:
+        return value
+    return None
 
 
 def _set_attribute(event: ParsedEvent, name: str, text: str) -> None:
@@ -422,8 +429,13 @@ def event_row(event: ParsedEvent, registered: float) -> tuple[Any, ...]:
     ``body`` is the GET form (UTC time); ``push_body`` the pushed form when it differs (an offset kept).
     """
     attrs = event.attributes
-    get_body = event.body(utc=True)
     push_body = event.body(utc=False)
+    get_body = push_body
+    if event.time is not None and event.time.offset_minutes != 0:
+        # Only the time differs; attributes precede data and names are [a-z0-9]+, so the first '"time":"'
+        # is the attribute.
+        local, utc = event.time.format(), event.time.utc().format()
+        get_body = push_body.replace(f'"time":"{local}"', f'"time":"{utc}"', 1)
     return (
         attrs["id"],
         attrs["source"],

@@ -52,18 +52,53 @@ def _refuse_constant(name: str) -> Any:
     raise JsonTextError(f"'{name[0]}' is an invalid start of a value. LineNumber: 0 | BytePositionInLine: 0.")
 
 
+def _integer(text: str) -> Any:
+    """JSON integers have no leading zeros, so ``int`` writes the same text back, except ``-0`` and
+    integers beyond Python's digit limit, which stay :class:`RawNumber`."""
+    return int(text) if len(text) < 4000 and text != "-0" else RawNumber(text)
+
+
+def _fraction(text: str) -> Any:
+    """A ``float`` when Python writes it back with the same text, else a :class:`RawNumber` (``1e400``,
+    ``1.50``, ``1E+2``)."""
+    value = float(text)
+    return value if repr(value) == text else RawNumber(text)
+
+
 def loads(text: str) -> Any:
-    """Parse ``text`` keeping numbers as :class:`RawNumber`.
+    """Parse ``text`` keeping each number's text (plain numbers as ``int`` / ``float``, others as
+    :class:`RawNumber`).
 
     :raises JsonTextError: on NaN/Infinity, nesting deeper than 64, or a lone surrogate.
     :raises json.JSONDecodeError: on malformed JSON (the caller words it).
     """
     try:
-        value = json.loads(text, parse_int=RawNumber, parse_float=RawNumber, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_int=_integer, parse_float=_fraction, parse_constant=_refuse_constant)
     except RecursionError as exc:
         raise _too_deep() from exc
-    check(value)
+    if text.count("[") + text.count("{") > MAX_DEPTH and _max_depth(text) > MAX_DEPTH:
+        raise _too_deep()
+    if _ESCAPED_SURROGATE.search(text):  # raw UTF-8 cannot hold a surrogate: only an escape can
+        check(value)
     return value
+
+
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_BRACKETS = {ord(c): None for c in map(chr, range(0x80)) if c not in "[]{}"}
+
+
+def _max_depth(text: str) -> int:
+    """Deepest nesting of a valid JSON text (strings removed first, then only brackets counted)."""
+    brackets = _STRING_LITERAL.sub("", text).translate(_BRACKETS)
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _too_deep() -> JsonTextError:
@@ -102,7 +137,18 @@ def _check_string(text: str) -> None:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON with :class:`RawNumber` written as its text (iterative, no recursion limit)."""
+    """Compact JSON with :class:`RawNumber` written as its text.
+
+    The standard library's encoder when no :class:`RawNumber` is in the value (nearly always); else an
+    iterative writer (no recursion limit).
+    """
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return _dumps_slow(value)
+
+
+def _dumps_slow(value: Any) -> str:
     out: list[str] = []
     # A work list of values to write and literal separators to emit.
     work: list[Any] = [value]
