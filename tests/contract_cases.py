@@ -313,3 +313,52 @@ CASES: list[Case] = [
     # Accepted by Altinn, then lost: the emulator drops it too; the provider refuses.
     Case("data with U+0000", {"data": {"text": "a\x00b"}}, "lost", JSONB, "", "data"),
 ]
+
+
+# -- POST /app (app events) ------------------------------------------------------------------------------------
+APP_CONTROLLER = "src/Events/Controllers/AppController.cs (Post, ValidateRequiredProperties)"
+APP_EXTENSIONS = "src/Events/Extensions/AppCloudEventExtensions.cs (CreateEvent: CloudEvent setters)"
+APP_SOURCE = "https://ttd.apps.altinn.no/ttd/apps-test/instances/1337/6fb3f738-6800-4f29-9f3e-1c66862656cd"
+
+
+@dataclass(frozen=True)
+class AppCase:
+    name: str
+    overrides: dict[str, Any]
+    outcome: str  # accepted | refused
+    source: str
+    field: str = ""
+    remove: tuple[str, ...] = ()
+
+    def event(self) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "specversion": "1.0",
+            "source": APP_SOURCE,
+            "type": "app.instance.created",
+            "subject": "/party/1337",
+        }
+        event.update(self.overrides)
+        for name in self.remove:
+            event.pop(name, None)
+        return event
+
+
+APP_CASES: list[AppCase] = [
+    AppCase("app event", {}, "accepted", APP_CONTROLLER),
+    AppCase(
+        "app event with alternativesubject",
+        {"alternativesubject": "/person/01038712345"},
+        "accepted",
+        APP_CONTROLLER,
+    ),
+    AppCase("app event with data (dropped)", {"data": {"a": 1}}, "accepted", APP_EXTENSIONS),
+    AppCase("subject missing", {}, "refused", APP_CONTROLLER, "subject", remove=("subject",)),
+    AppCase("type empty", {"type": ""}, "refused", APP_CONTROLLER, "type"),
+    AppCase("source missing", {}, "refused", APP_CONTROLLER, "source", remove=("source",)),
+    # Deliberate deviations (docs/contract.rst): Altinn answers 500; the emulator 400; the provider refuses.
+    AppCase(
+        "source relative", {"source": "/ttd/apps-test/instances/1/x"}, "refused", APP_CONTROLLER, "source"
+    ),
+    AppCase("subject control character", {"subject": "/party/\x01"}, "refused", APP_EXTENSIONS, "subject"),
+    AppCase("type control character", {"type": "a\nb"}, "refused", APP_EXTENSIONS, "type"),
+]

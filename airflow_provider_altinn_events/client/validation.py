@@ -310,6 +310,10 @@ def prepare_app_event(event: Mapping[str, Any] | object, *, field: str = "event"
         )
     for name in ("source", "type", "subject"):
         _require_string(prepared, name, field, why="POST /app requires source, subject and type")
+    for name in ("type", "subject", "alternativesubject"):
+        # Altinn's CreateEvent sets these on a CloudEvent, whose string rules then throw (a 500 there).
+        if isinstance(prepared.get(name), str):
+            _check_string_characters(prepared[name], f"{field}.{name}")
     _check_uri(prepared["source"], f"{field}.source", what="source", schemes=("https", "http"))
     for name in ("alternativesubject", "contenttype", "dataschema"):
         if name in prepared:

@@ -13,9 +13,10 @@ import uuid
 import httpx
 import pytest
 
-from tests.contract_cases import CASES, RESOURCE, Case
+from airflow_provider_altinn_events.emulator.handle import EmulatorHandle
+from tests.contract_cases import APP_CASES, CASES, RESOURCE, AppCase, Case
 
-from .conftest import get_events, publish
+from .conftest import bearer, get_events, publish
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -37,3 +38,14 @@ def test_emulator_agrees_with_altinn(api: httpx.Client, token: str, case: Case) 
         assert served == []  # PostgreSQL's jsonb refuses U+0000 after Altinn answered 200
     else:
         assert len(served) == 1
+
+
+@pytest.mark.parametrize("case", APP_CASES, ids=[case.name for case in APP_CASES])
+def test_emulator_app_events_agree_with_altinn(
+    altinn_emulator: EmulatorHandle, api: httpx.Client, token: str, case: AppCase
+) -> None:
+    pat = altinn_emulator.platform_access_token("ttd", "apps-test")
+    response = api.post(
+        "/events/api/v1/app", json=case.event(), headers={**bearer(token), "PlatformAccessToken": pat}
+    )
+    assert response.status_code == (201 if case.outcome == "accepted" else 400), response.text

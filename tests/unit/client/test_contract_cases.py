@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from airflow_provider_altinn_events.client.validation import prepare_cloud_event
+from airflow_provider_altinn_events.client.validation import prepare_app_event, prepare_cloud_event
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
-from tests.contract_cases import CASES, Case
+from tests.contract_cases import APP_CASES, CASES, AppCase, Case
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 
@@ -28,3 +28,13 @@ def test_preflight_agrees_with_altinn(case: Case) -> None:
         prepare_cloud_event(event, default_id="x", now=NOW)
     assert info.value.field is not None
     assert info.value.field.startswith(f"event.{case.field}"), (info.value.field, str(info.value))
+
+
+@pytest.mark.parametrize("case", APP_CASES, ids=[case.name for case in APP_CASES])
+def test_app_event_preflight_agrees_with_altinn(case: AppCase) -> None:
+    if case.outcome == "accepted":
+        prepare_app_event(case.event())
+        return
+    with pytest.raises(AltinnConfigError) as info:
+        prepare_app_event(case.event())
+    assert info.value.field == f"event.{case.field}", (info.value.field, str(info.value))
