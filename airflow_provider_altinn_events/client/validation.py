@@ -71,8 +71,6 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: ``JsonDocumentOptions.MaxDepth``: the event object is level 1, so ``data`` may nest 63 levels.
 _MAX_JSON_DEPTH = 64
 
-#: Attributes POST /events gives a meaning to; anything else must be a valid extension attribute.
-_STRING_ATTRIBUTES = ("id", "source", "type", "subject", "alternativesubject", "resourceinstance")
 #: CloudEvents core attributes that must be JSON strings and non-empty.
 _NON_EMPTY_STRINGS = ("id", "type", "subject")
 #: The body of POST /app (``AppCloudEventRequestModel``); the service assigns id, time and resource itself.
