@@ -103,8 +103,9 @@ class Timestamp:
 
     def sortable(self) -> str:
         """Fixed-width UTC text, so string order is time order in the store."""
-        utc = self.utc()
-        return utc.local.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{utc.ticks7}Z"
+        # Microseconds, as stores written by earlier versions hold them (the 7th digit never orders
+        # ``from``/``to`` filters in practice).
+        return self.utc().local.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_timestamp(value: str) -> Timestamp:
@@ -176,7 +177,7 @@ def utc_now_text() -> str:
 
 
 def sortable_time(text: str | None) -> str | None:
-    """Fixed-width UTC form of a stored ``time`` (``…SS.fffffffZ``), or ``None``."""
+    """Fixed-width UTC form of a stored ``time`` (``…SS.ffffffZ``), or ``None``."""
     if not text:
         return None
     try:
