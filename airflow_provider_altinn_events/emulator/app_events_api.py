@@ -148,7 +148,7 @@ def _bind_time(params: QueryParams, name: str, errors: dict[str, list[str]]) -> 
         return None, True
     if not match or not match.group("zone"):
         return None, False
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), True
+    return f"{parsed.year:04d}{parsed.strftime('-%m-%dT%H:%M:%S.%f')}Z", True
 
 
 def _validate(params: QueryParams, request: Request) -> tuple[dict[str, Any] | None, Response | None]:

@@ -87,7 +87,7 @@ class Timestamp:
 
     def format(self) -> str:
         """``Timestamps.Format``: fraction as needed (none, 3, 6 or 7 digits), ``Z`` for a zero offset."""
-        text = self.local.strftime("%Y-%m-%dT%H:%M:%S")
+        text = _seconds_text(self.local)
         micro = self.local.microsecond
         if self.ticks7:
             text += f".{micro:06d}{self.ticks7}"
@@ -105,7 +105,16 @@ class Timestamp:
         """Fixed-width UTC text, so string order is time order in the store."""
         # Microseconds, as stores written by earlier versions hold them (the 7th digit never orders
         # ``from``/``to`` filters in practice).
-        return self.utc().local.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        local = self.utc().local
+        return f"{_seconds_text(local)}.{local.microsecond:06d}Z"
+
+
+def _seconds_text(moment: datetime) -> str:
+    """``yyyy-MM-ddTHH:mm:ss`` with a four-digit year (``strftime("%Y")`` drops the zeros of year 5)."""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
 
 
 def parse_timestamp(value: str) -> Timestamp:

@@ -229,3 +229,11 @@ def test_exchange_compares_the_issuer_exactly(
         headers={"kid": emulator_keys.maskinporten.kid},
     )
     assert api.get("/authentication/api/v1/exchange/maskinporten", headers=bearer(exact)).status_code == 200
+
+
+def test_early_years_keep_four_digits(api: httpx.Client, token: str) -> None:
+    """SDK Timestamps.TryParse accepts year 0001-9999 ("yyyy"); Timestamps.Format writes four digits."""
+    assert publish(api, token, make_event("year-5", time="0005-01-01T00:00:00Z")).status_code == 200
+    assert publish(api, token, make_event("year-0", time="0000-01-01T00:00:00Z")).status_code == 400
+    (served,) = _read(api, token)
+    assert served["time"] == "0005-01-01T00:00:00Z"
