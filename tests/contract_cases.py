@@ -144,6 +144,33 @@ CASES: list[Case] = [
     Case(
         "time not a string", {"time": 1764151200}, "refused", FORMATTER, "Invalid token type 'Number'", "time"
     ),
+    # The SDK's own test vectors (test/CloudNative.CloudEvents.UnitTests/TimestampsTest.cs).
+    *(
+        Case(f"sdk time {text}", {"time": text}, "accepted", TIMESTAMPS)
+        for text in (
+            "2000-02-29T01:23:45.678+01:30",
+            "2021-01-18T14:52:01-00:00",
+            "2021-01-18T14:52:01.12345678912345+05:00",
+            "2000-02-29T01:23:45.6781000000+01:30",
+        )
+    ),
+    *(
+        Case(f"sdk time {text}", {"time": text}, "refused", TIMESTAMPS, INVALID_TIMESTAMP, "time")
+        for text in (
+            "2021-01-18T14:52:01.1234567XYZ",
+            "2021-01-18T14:52:01Z01",
+            "2021-01-18T14:52:01+01",
+            "2021-01-18T14:52:01+01:30:30",
+            "2021-01-18T14:52:01-00:60",
+            "2100-02-29T14:52:01Z",
+            "10000-01-01T00:00:00Z",
+            "2021-01-18T24:00:00Z",
+            "100-01-01T00:00:00Z",
+            "2021-1-01T00:00:00Z",
+            "2021-01-01T1:00:00Z",
+            "2021-01-01T00:01Z",
+        )
+    ),
     # -- core string attributes ---------------------------------------------------------------------------
     Case("id empty", {"id": ""}, "refused", SPEC, "Value must be non-empty", "id"),
     Case("type empty", {"type": ""}, "refused", SPEC, "Value must be non-empty", "type"),
