@@ -226,3 +226,24 @@ def test_new_user_str_datetime_time_fails_locally_as_on_altinn(
     output = caplog.text + "".join(capfd.readouterr())
     assert "Text for attribute 'time' is invalid: Invalid timestamp" in output
     assert "upper-case 'T'" in output
+
+
+def test_cloudevents_sdk_event_in_a_dag(airflow_db: str, altinn_conn: Any) -> None:
+    """The publish operator takes an event built with the cloudevents SDK (docs/guides/publishing.rst)."""
+    core = pytest.importorskip("cloudevents.core.v1.event")
+    event = core.CloudEvent(
+        {
+            "id": "sdk-1",
+            "type": "no.example.case.changed.v1",
+            "source": "https://cases.example.org/cases/1",
+            "resource": RESOURCE,
+        },
+        data={"case": 1},
+    )
+    with make_dag("publish_sdk_event") as dag:
+        AltinnEventsPublishOperator(task_id="publish", event=event)
+    run = run_dag(dag)
+    assert run.state == "success", task_states(run)
+    assert xcom_value(run, "publish") == ["sdk-1"]
+    (stored_event,) = stored()
+    assert stored_event["data"] == {"case": 1} and stored_event["datacontenttype"] == "application/json"
