@@ -145,12 +145,13 @@ class AltinnEventsClient(_ClientBase):
         """Close the connection pool."""
         self._http.close()
 
-    def publish(self, event: Mapping[str, Any]) -> None:
+    def publish(self, event: Mapping[str, Any] | object) -> None:
         """Publish one generic CloudEvent (``POST /events``; needs scope ``altinn:events.publish``).
 
-        Re-publishing the same ``id`` + ``source`` is a no-op at Altinn, so retries are safe.
+        Re-publishing the same ``id`` + ``source`` is a no-op at Altinn, so retries are safe. ``event`` is a
+        dict or a ``cloudevents`` SDK event, in every form the publish operator takes (docs/contract.rst).
 
-        :raises AltinnPayloadError: the event lacks ``id``, ``source``, ``type`` or ``resource``.
+        :raises AltinnPayloadError: the event breaks one of Altinn's rules (the message names the attribute).
         :raises AltinnForbiddenError: the scope or the resource's policy does not allow publishing.
         """
         self._send(p.build_publish_request(self.settings, event), p.parse_empty_response)
@@ -403,7 +404,7 @@ class AsyncAltinnEventsClient(_ClientBase):
         """Close the connection pool (and the aiohttp session)."""
         await self._http.aclose()
 
-    async def publish(self, event: Mapping[str, Any]) -> None:
+    async def publish(self, event: Mapping[str, Any] | object) -> None:
         """Async :meth:`AltinnEventsClient.publish`.
 
         :raises AltinnPayloadError: the event lacks ``id``, ``source``, ``type`` or ``resource``.

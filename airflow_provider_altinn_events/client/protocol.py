@@ -114,25 +114,24 @@ def _time_param(value: datetime | str, name: str) -> str:
 # -- publish ----------------------------------------------------------------------------------------------------
 
 
-def build_publish_request(settings: AltinnSettings, event: Mapping[str, Any]) -> httpx.Request:
+def build_publish_request(settings: AltinnSettings, event: Any) -> httpx.Request:
     """``POST /events``: one structured-mode CloudEvent, ``application/cloudevents+json``.
 
-    ``specversion`` defaults to ``"1.0"``; ``id``, ``source``, ``type`` and ``resource`` are required (Altinn
-    answers 400 without them, so the check here only saves a round trip and names the attribute).
+    ``event`` is a dict or a ``cloudevents`` SDK event, in every form the publish operator takes (an aware
+    ``datetime`` as ``time``, ``bytes`` as ``data``: see :func:`.validation.normalize_event`).
+    ``specversion`` defaults to ``"1.0"``; ``id``, ``source``, ``type`` and ``resource`` are required. The
+    event is checked with Altinn's own rules (docs/contract.rst) before anything is sent.
 
-    :raises AltinnPayloadError: the event is not a mapping, lacks a required attribute, or is not JSON.
+    :raises AltinnPayloadError: the event is not an event or breaks a rule; the message names the attribute.
     """
-    if not isinstance(event, Mapping):
-        raise AltinnPayloadError(f"the event must be a mapping, got {type(event).__name__}")
-    body = dict(event)
-    body.setdefault("specversion", "1.0")
-    for name in ("id", "source", "type", "resource"):
-        if not isinstance(body.get(name), str) or not body[name]:
-            raise AltinnPayloadError(f"the event needs a non-empty string {name!r}")
-    if body["specversion"] != "1.0":
-        raise AltinnPayloadError(
-            f"Altinn accepts CloudEvents specversion '1.0' only, got {body['specversion']!r}"
-        )
+    from airflow_provider_altinn_events.client.validation import normalize_event, validate_cloud_event
+
+    try:
+        body = normalize_event(event, field="event")
+        body.setdefault("specversion", "1.0")
+        validate_cloud_event(body, field="event")
+    except AltinnConfigError as error:
+        raise AltinnPayloadError(str(error)) from error
     return httpx.Request(
         "POST",
         f"{settings.events_url}/events",
@@ -141,7 +140,7 @@ def build_publish_request(settings: AltinnSettings, event: Mapping[str, Any]) ->
     )
 
 
-def build_publish_app_event_request(settings: AltinnSettings, event: Mapping[str, Any]) -> httpx.Request:
+def build_publish_app_event_request(settings: AltinnSettings, event: Any) -> httpx.Request:
     """``POST /app``: an app event (the server assigns ``id``, ``time`` and ``resource``).
 
     :raises AltinnConfigError: the connection has no ``platform_access_token`` (the endpoint requires one).
@@ -153,9 +152,12 @@ def build_publish_app_event_request(settings: AltinnSettings, event: Mapping[str
             "platform access tokens)",
             field="platform_access_token",
         )
-    if not isinstance(event, Mapping):
-        raise AltinnPayloadError(f"the event must be a mapping, got {type(event).__name__}")
-    body = dict(event)
+    from airflow_provider_altinn_events.client.validation import normalize_event
+
+    try:
+        body = normalize_event(event, field="event")
+    except AltinnConfigError as error:
+        raise AltinnPayloadError(str(error)) from error
     body.setdefault("specversion", "1.0")
     for name in ("source", "type", "subject"):
         if not isinstance(body.get(name), str) or not body[name]:

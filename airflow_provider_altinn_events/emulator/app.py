@@ -11,8 +11,9 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
-from . import admin, app_events_api, events_api, exchange, maskinporten, subscriptions_api
+from . import admin, app_events_api, events_api, exchange, maskinporten, openapi, subscriptions_api
 from .bodies import BodyTooLargeError
 from .config import EmulatorConfig
 from .delivery import Delivery
@@ -50,9 +51,22 @@ async def _too_large(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Unknown routes and wrong methods answer as ASP.NET does: status only, no body."""
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # One Starlette route per method: list every method the path has, as ASP.NET's Allow does.
+        methods: set[str] = set()
+        for route in request.app.routes:
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match != Match.NONE and getattr(route, "methods", None):
+                methods.update(route.methods)
+            match, _ = route.matches(request.scope)
+            if match == Match.PARTIAL and getattr(route, "methods", None):
+                methods.update(route.methods)
+        if methods:
+            headers["Allow"] = ", ".join(sorted(methods - {"HEAD"}))
     if request.url.path.startswith("/_emulator"):
-        return json_response(exc.status_code, {"error": exc.detail})
-    return empty(exc.status_code, headers=dict(exc.headers or {}))
+        return json_response(exc.status_code, {"error": exc.detail}, headers=headers)
+    return empty(exc.status_code, headers=headers)
 
 
 def create_app(config: EmulatorConfig, store: Store | None = None) -> Starlette:
@@ -79,6 +93,7 @@ def create_app(config: EmulatorConfig, store: Store | None = None) -> Starlette:
             *app_events_api.routes,
             *subscriptions_api.routes,
             *admin.routes,
+            *openapi.routes,
         ],
         middleware=[
             Middleware(FaultMiddleware, faults=state.faults, stats=state.stats),

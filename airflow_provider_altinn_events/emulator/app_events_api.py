@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,14 +18,19 @@ from starlette.routing import Route
 
 from . import auth
 from .bodies import JsonBodyError, media_type, parse_json, read_body
-from .cloudevents import event_row, order_event, serialize_list, sortable_time, utc_now_text
-from .querystring import QueryParams, bind_int
+from .cloudevents import CloudEventError, check_string, dict_event_row, serialize_list, utc_now_text
+from .querystring import QueryParams, bind_int, sendable_header
 from .responses import empty, json_string, problem, validation_problem
 from .state import EmulatorState, get_state
 from .store import EventQuery
 
 _APP_RESOURCE = "urn:altinn:resource:app_{org}_{app}"
-_TZ = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$")
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s]+")
+_DATE_TIME = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](?P<clock>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d{1,7}))?)?"
+    r"(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?\Z"
+)
 
 
 async def publish_app_event(request: Request) -> Response:
@@ -68,9 +73,22 @@ async def publish_app_event(request: Request) -> Response:
     )
     if not source or not subject or not kind or not spec:
         return problem(400, "Missing parameter values: source, subject and type cannot be null")
+    if not _ABSOLUTE.match(source):
+        # Deviation (docs/contract.rst): Altinn reads Source.AbsolutePath of a relative Uri, which throws,
+        # and answers 500; the emulator answers 400 naming the field.
+        return problem(400, "source must be an absolute URI: https://{org}.apps.../{org}/{app}/instances/...")
+    for name in ("type", "subject", "alternativesubject"):
+        value = data.get(name)
+        if value:
+            try:
+                check_string(name, value)
+            except CloudEventError as exc:
+                # Deviation (docs/contract.rst): the CloudEvent setter throws inside CreateEvent and Altinn
+                # answers 500 "Unable to register cloud event."; the emulator answers 400 with the reason.
+                return problem(400, f"Unable to register cloud event: {exc}")
     org, app = app_id
     item = f"{org}/{app}"
-    path = urlsplit(source).path if "://" in source else source
+    path = urlsplit(source).path
     if not path.startswith("/" + item):
         return json_string(401, f"{item} is not authorized to create events for {source}")
     segments = path.split("/")
@@ -89,27 +107,48 @@ async def publish_app_event(request: Request) -> Response:
     }
     if data.get("alternativesubject"):
         event["alternativesubject"] = data["alternativesubject"]
-    event = order_event(event)
-    state.store.insert_events([event_row(event, time.time())])
+    state.store.insert_events([dict_event_row(event, time.time())])
     state.delivery.notify()
-    return json_string(201, event["id"], headers={"Location": subject})
+    return json_string(201, event["id"], headers={"Location": sendable_header(subject)})
 
 
 def _bind_time(params: QueryParams, name: str, errors: dict[str, list[str]]) -> tuple[str | None, bool]:
-    """Bind a ``DateTime?``; returns (sortable UTC text or None, has_timezone)."""
+    """Bind a ``DateTime?`` as ASP.NET's ``DateTimeModelBinder`` does (``DateTime.Parse``, invariant
+    culture, ``AdjustToUniversal``): a date, optionally a time, optionally ``Z`` or an offset.
+
+    Returns (sortable UTC text or None, has_timezone); ``2020-01-01Z`` is a UTC midnight, as Altinn's
+    own tests send it (``AppControllerTests``, ``from=2020-01-01Z``).
+    """
     raw = params.first(name)
     if raw is None or raw == "":
         return None, True
-    text = raw.strip().replace(" ", "+")
-    has_tz = bool(_TZ.search(text))
-    try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+    # A '+' of an offset arrives as a space when the client did not percent-encode it.
+    text = re.sub(r"(?<=\d) (?=\d{2}(:?\d{2})?$)", "+", raw.strip())
+    match = _DATE_TIME.match(text)
+    parsed = None
+    if match:
+        date, clock, fraction, zone = match.group("date", "clock", "fraction", "zone")
+        try:
+            parsed = datetime.fromisoformat(f"{date}T{clock or '00:00:00'}")
+            if clock and len(clock) == 5:
+                parsed = parsed.replace(second=0)
+            if fraction:
+                parsed = parsed.replace(microsecond=int(fraction[:6].ljust(6, "0")))
+            if zone and zone not in ("Z", "z"):
+                sign = -1 if zone[0] == "-" else 1
+                digits = zone[1:].replace(":", "").ljust(4, "0")
+                offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+                if offset > timedelta(hours=14) or int(digits[2:]) >= 60:
+                    raise ValueError(zone)
+                parsed -= sign * offset
+        except (ValueError, OverflowError):
+            parsed = None
+    if parsed is None:
         errors.setdefault(name, []).append(f"The value '{raw}' is not valid for {name}.")
         return None, True
-    if parsed.tzinfo is None:
+    if not match or not match.group("zone"):
         return None, False
-    return sortable_time(parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")), has_tz
+    return f"{parsed.year:04d}{parsed.strftime('-%m-%dT%H:%M:%S.%f')}Z", True
 
 
 def _validate(params: QueryParams, request: Request) -> tuple[dict[str, Any] | None, Response | None]:

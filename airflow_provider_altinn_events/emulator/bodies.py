@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from . import jsonvalue
+
 log = logging.getLogger(__name__)
 
 
@@ -64,14 +66,20 @@ def charset(request: Request) -> str:
 def parse_json(raw: bytes, encoding: str = "utf-8") -> Any:
     """Decode JSON, raising :class:`JsonBodyError` with a message shaped like .NET's.
 
-    :raises JsonBodyError: on undecodable bytes or invalid JSON.
+    Numbers come back as :class:`~.jsonvalue.RawNumber` (their text kept, so ``1e400`` can be served
+    back as JSON); use :func:`~.jsonvalue.plain` where Python numbers are needed.
+
+    :raises JsonBodyError: on undecodable bytes, invalid JSON, NaN/Infinity, nesting deeper than 64 or
+        a lone surrogate.
     """
     try:
         text = raw.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
         raise JsonBodyError(f"The request body could not be decoded as {encoding}.") from exc
     try:
-        return json.loads(text)
+        return jsonvalue.loads(text)
+    except jsonvalue.JsonTextError as exc:
+        raise JsonBodyError(str(exc)) from exc
     except json.JSONDecodeError as exc:
         found = text[exc.pos : exc.pos + 1] if exc.pos < len(text) else ""
         where = f"LineNumber: {exc.lineno - 1} | BytePositionInLine: {exc.colno - 1}."

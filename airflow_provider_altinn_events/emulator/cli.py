@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest accepted request body (default 30000000, as Kestrel)",
     )
     parser.add_argument(
+        "--subscription-cache-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="model Altinn's subscription cache on the push path: a new subscription may get its first push "
+        "and a deleted one its last only after up to S seconds (production behaves like 3600; default 0)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
     )
     return parser
@@ -85,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         public_url=args.public_url,
         max_body_bytes=args.max_body_bytes,
         log_level=args.log_level,
+        subscription_cache_seconds=args.subscription_cache_seconds,
     )
     try:
         sock = bind_socket(args.host, args.port)

@@ -33,6 +33,11 @@ class EmulatorConfig:
     :param fast_retries: compress push and validation retry schedules to tens of milliseconds.
     :param max_body_bytes: request bodies larger than this get 413, like Kestrel.
     :param webhook_timeout: seconds before a push request is abandoned (real: 45 s).
+    :param subscription_cache_seconds: how long the push path keeps the subscriptions it looked up for an
+        event's (resource, subject, type), as Altinn's ``SubscriptionRepositoryCachingDecorator`` does
+        (``SubscriptionCachingLifetimeInSeconds``, 3600 in production). A new subscription gets nothing for
+        a key looked up before it existed, a deleted one keeps receiving, until the entry expires.
+        0 (the default, for fast tests) looks up every time.
     """
 
     public_url: str | None = None
@@ -44,6 +49,7 @@ class EmulatorConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     webhook_timeout: float = 45.0
     apps_domain: str = "apps.altinn.no"
+    subscription_cache_seconds: float = 0.0
     delivery_schedule: tuple[float, ...] = field(default=())
     validation_schedule: tuple[float, ...] = field(default=())
 

@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import ssl
+import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -39,7 +40,13 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def source_is_base_of(source_filter: str, source: str) -> bool:
-    """``Uri.IsBaseOf``: the filter's path up to its last ``/`` prefixes the event source."""
+    """``Uri.IsBaseOf``: the filter's path up to its last ``/`` prefixes the event source.
+
+    A filter that ends in ``/`` matches nothing in the real service (Altinn/altinn-studio#6182: the stored
+    filter never equals the base it is compared with); so here too (docs/contract.rst).
+    """
+    if source_filter.endswith("/"):
+        return False
     cut = source_filter.rfind("/")
     head = source_filter if cut < len("https://") else source_filter[: cut + 1]
     return source.lower().startswith(head.lower()) or source.lower() == source_filter.lower()
@@ -47,11 +54,19 @@ def source_is_base_of(source_filter: str, source: str) -> bool:
 
 def subscription_matches(sub: dict[str, Any], row: EventRow) -> bool:
     """``getsubscriptions_v2`` plus the source base check (exact subject/type; no wildcards)."""
+    return _sql_matches(sub, row) and _source_matches(sub, row)
+
+
+def _sql_matches(sub: dict[str, Any], row: EventRow) -> bool:
+    """What ``events.getsubscriptions_v2`` selects for an event's (resource, subject, type)."""
     if sub["subject_filter"] is not None and sub["subject_filter"] != row.subject:
         return False
-    if sub["type_filter"] is not None and sub["type_filter"] != row.type:
-        return False
-    return not (sub["source_filter"] and not source_is_base_of(sub["source_filter"], row.source))
+    return sub["type_filter"] is None or sub["type_filter"] == row.type
+
+
+def _source_matches(sub: dict[str, Any], row: EventRow) -> bool:
+    """``OutboundService.PostOutbound``: drop subscriptions whose sourceFilter is not a base of the source."""
+    return not (sub["source_filter"] is not None and not source_is_base_of(sub["source_filter"], row.source))
 
 
 class Delivery:
@@ -69,6 +84,8 @@ class Delivery:
         self._generation = 0
         self._slots: asyncio.Semaphore | None = None
         self._dispatcher_task: asyncio.Future[None] | None = None
+        #: ``SubscriptionRepositoryCachingDecorator``: (resource, subject, type) -> (expires, subscriptions)
+        self._cache: dict[tuple[str, str | None, str], tuple[float, list[dict[str, Any]]]] = {}
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -104,8 +121,9 @@ class Delivery:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def reset(self) -> None:
-        """Forget pending pushes (after ``POST /_emulator/reset``)."""
+        """Forget pending pushes and the subscription cache (after ``POST /_emulator/reset``)."""
         self._generation += 1
+        self._cache.clear()
         for task in list(self._tasks):
             task.cancel()
         self.store.set_meta(_CURSOR_KEY, "0")
@@ -136,6 +154,10 @@ class Delivery:
         upto = self.store.max_sequenceno()
         if upto <= cursor:
             return
+        if self.config.subscription_cache_seconds > 0:
+            self._dispatch_cached(cursor, upto)
+            self.store.set_meta(_CURSOR_KEY, str(upto))
+            return
         for resource in self.store.subscribed_resources():
             subs = self.store.validated_subscriptions_for(resource)
             after = cursor
@@ -146,18 +168,48 @@ class Delivery:
                 for row in rows:
                     for sub in subs:
                         if subscription_matches(sub, row) and self._authorized(sub, resource):
-                            self._spawn(self._push(sub, row.body))
+                            self._spawn(self._push(sub, row.delivery_body))
                 after = rows[-1].sequenceno
         self.store.set_meta(_CURSOR_KEY, str(upto))
+
+    def _dispatch_cached(self, cursor: int, upto: int) -> None:
+        """As :meth:`_dispatch_new`, with the subscriptions of each (resource, subject, type) looked up once
+        per ``subscription_cache_seconds`` (Altinn's ``SubscriptionRepositoryCachingDecorator``, absolute
+        expiry): every event looks its key up, also when nobody subscribes, so a subscription created after
+        the lookup gets nothing for that key until it expires, and a deleted one keeps receiving."""
+        lifetime = self.config.subscription_cache_seconds
+        after = cursor
+        while True:
+            rows = self.store.all_events_between(after, upto)
+            if not rows:
+                break
+            now = time.monotonic()
+            if len(self._cache) > 10_000:
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            for row in rows:
+                key = (row.resource, row.subject, row.type)
+                entry = self._cache.get(key)
+                if entry is None or entry[0] <= now:
+                    subs = [
+                        s
+                        for s in self.store.validated_subscriptions_for(row.resource)
+                        if _sql_matches(s, row)
+                    ]
+                    entry = (now + lifetime, subs)
+                    self._cache[key] = entry
+                for sub in entry[1]:
+                    if _source_matches(sub, row) and self._authorized(sub, row.resource):
+                        self._spawn(self._push(sub, row.delivery_body, cached=True))
+            after = rows[-1].sequenceno
 
     def _authorized(self, sub: dict[str, Any], resource: str) -> bool:
         action = "read" if resource.startswith("urn:altinn:resource:app_") else "subscribe"
         return self.policy.allows([sub["consumer"]], resource, action)
 
-    async def _push(self, sub: dict[str, Any], body: str) -> None:
+    async def _push(self, sub: dict[str, Any], body: str, cached: bool = False) -> None:
         generation = self._generation
         ok = await self._post_with_retries(
-            sub["id"], sub["endpoint"], body.encode(), self.config.delivery_schedule, generation
+            sub["id"], sub["endpoint"], body.encode(), self.config.delivery_schedule, generation, cached
         )
         self.stats.bump("deliveries" if ok else "delivery_failures")
 
@@ -178,11 +230,22 @@ class Delivery:
             self.stats.bump("validations")
 
     async def _post_with_retries(
-        self, sub_id: int, endpoint: str, body: bytes, schedule: Sequence[float], generation: int
+        self,
+        sub_id: int,
+        endpoint: str,
+        body: bytes,
+        schedule: Sequence[float],
+        generation: int,
+        cached: bool = False,
     ) -> bool:
+        """POST until a 2xx or the schedule is spent. A push from the cached lookup goes on after the
+        subscription is deleted (the real outbound command carries the endpoint); without the cache a
+        deleted subscription stops its retries."""
         assert self._client is not None
         for attempt in range(len(schedule) + 1):
-            if generation != self._generation or self.store.get_subscription(sub_id) is None:
+            if generation != self._generation:
+                return False
+            if not cached and self.store.get_subscription(sub_id) is None:
                 return False
             self.stats.bump("delivery_attempts")
             assert self._slots is not None

@@ -78,10 +78,10 @@ def _exchange_maskinporten(state: EmulatorState, request: Request) -> str | Resp
     except jwt.PyJWTError as exc:
         log.info("Exchange refused a Maskinporten token: %s", type(exc).__name__)
         return None
-    if (
-        str(claims.get("iss") or "")
-        not in f"{state.config.maskinporten_issuer}.well-known/oauth-authorization-server"
-    ):
+    if claims.get("iss") != state.config.maskinporten_issuer:
+        # Altinn checks that ``iss`` is a substring of its configured well-known URL; an empty or
+        # partial issuer ("", "http", "/maskinporten/") would pass such a test, so the emulator
+        # compares exactly (docs/contract.rst, issue 12 item 10).
         return None
     orgnumber = _consumer_orgnumber(claims.get("consumer"))
     if orgnumber is None:

@@ -7,7 +7,13 @@ values, not re-encoded (CONTRACT.md A.5).
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+import re
+from urllib.parse import parse_qsl, quote
+
+#: Characters Kestrel refuses in a response header value (controls and non-ASCII).
+_UNSENDABLE = re.compile(r"[^\x20-\x7e]+")
+#: ``int.Parse`` with ``NumberStyles.Integer``: optional white space, optional sign, ASCII digits.
+_INTEGER = re.compile(r"\A[ \t\n\v\f\r]*[+-]?[0-9]+[ \t\n\v\f\r]*\Z")
 
 
 class QueryParams:
@@ -39,7 +45,24 @@ class QueryParams:
             if key == "after":
                 continue
             parts.extend(f"&{key}={value}" for value in values)
-        return "".join(parts)
+        return sendable_header("".join(parts))
+
+
+def sendable_header(value: str) -> str:
+    """Percent-encode what a header value cannot carry (controls, non-ASCII).
+
+    Deviation (docs/contract.rst): Kestrel refuses such a ``next`` header and Altinn answers 500; the
+    emulator sends the link with those characters percent-encoded (UTF-8) instead.
+    """
+    return _UNSENDABLE.sub(lambda m: quote(m.group(), safe=""), value)
+
+
+def parse_int32(text: str) -> int | None:
+    """``int.Parse`` as model binding uses it: ``None`` for anything else or outside Int32."""
+    if not _INTEGER.match(text):
+        return None
+    value = int(text.strip(" \t\n\v\f\r"))
+    return value if -(2**31) <= value < 2**31 else None
 
 
 def bind_int(params: QueryParams, name: str, default: int, errors: dict[str, list[str]]) -> int:
@@ -51,12 +74,8 @@ def bind_int(params: QueryParams, name: str, default: int, errors: dict[str, lis
     if text == "":
         errors.setdefault(name, []).append("The value '' is invalid.")
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        errors.setdefault(name, []).append(f"The value '{raw}' is not valid for {name}.")
-        return default
-    if not -(2**31) <= value < 2**31:
+    value = parse_int32(raw)
+    if value is None:
         errors.setdefault(name, []).append(f"The value '{raw}' is not valid for {name}.")
         return default
     return value

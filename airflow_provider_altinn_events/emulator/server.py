@@ -66,6 +66,8 @@ class EmulatorServer:
     :param public_url: base URL to advertise instead of ``http://host:port`` (behind a proxy).
     :param maskinporten_lifetime: ``expires_in`` of Maskinporten tokens in seconds.
     :param max_body_bytes: larger request bodies get 413.
+    :param subscription_cache_seconds: model Altinn's subscription cache on the push path (see
+        :class:`.config.EmulatorConfig`; production: 3600; default 0).
     :param log_level: uvicorn log level.
     """
 
@@ -82,6 +84,7 @@ class EmulatorServer:
         maskinporten_lifetime: int = 120,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         log_level: str = "warning",
+        subscription_cache_seconds: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -95,6 +98,7 @@ class EmulatorServer:
             allow_http_webhooks=allow_http_webhooks,
             fast_retries=fast_retries,
             max_body_bytes=max_body_bytes,
+            subscription_cache_seconds=subscription_cache_seconds,
         )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

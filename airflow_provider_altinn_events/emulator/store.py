@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT NOT NULL,
     time TEXT,
     registered REAL NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    push_body TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_id_source ON events (id, source);
 CREATE INDEX IF NOT EXISTS events_resource_seq ON events (resource, sequenceno);
@@ -58,7 +59,9 @@ CREATE TABLE IF NOT EXISTS used_jti (
 );
 """
 
-_EVENT_COLUMNS = "sequenceno, id, source, resource, subject, alternativesubject, type, time, registered, body"
+_EVENT_COLUMNS = (
+    "sequenceno, id, source, resource, subject, alternativesubject, type, time, registered, body, push_body"
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,13 @@ class EventRow:
     time: str | None
     registered: float
     body: str
+    #: The pushed form when it differs from ``body`` (a ``time`` offset other than ``Z`` is kept in
+    #: pushes; ``GET`` answers convert it to UTC): see docs/contract.rst.
+    push_body: str | None = None
+
+    @property
+    def delivery_body(self) -> str:
+        return self.push_body if self.push_body is not None else self.body
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        if "push_body" not in columns:  # a data file written before the column existed
+            self._db.execute("ALTER TABLE events ADD COLUMN push_body TEXT")
 
     def close(self) -> None:
         """Close the database (the file keeps everything)."""
@@ -128,7 +141,7 @@ class Store:
         """Insert events in one transaction; duplicates of (id, source) are ignored like the real one.
 
         :param rows: tuples ``(id, source, resource, subject, alternativesubject, type, time,
-            registered, body)``.
+            registered, body, push_body)``; ``push_body`` may be ``None`` (same as ``body``).
         :returns: the first and last sequence number actually inserted, ``(0, 0)`` if none was.
         """
         with self._lock:
@@ -137,7 +150,7 @@ class Store:
             try:
                 self._db.executemany(
                     "INSERT INTO events (id, source, resource, subject, alternativesubject, type, time,"
-                    " registered, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " registered, body, push_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (id, source) DO NOTHING",
                     rows,
                 )
@@ -178,6 +191,16 @@ class Store:
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE resource = ? AND sequenceno > ? AND sequenceno <= ?"
                 " ORDER BY sequenceno LIMIT ?",
                 (resource, after_seq, upto_seq, limit),
+            ).fetchall()
+        return [EventRow(*row) for row in rows]
+
+    def all_events_between(self, after_seq: int, upto_seq: int, limit: int = 1000) -> list[EventRow]:
+        """Events of every resource with ``after_seq < sequenceno <= upto_seq`` (cached push path)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE sequenceno > ? AND sequenceno <= ?"
+                " ORDER BY sequenceno LIMIT ?",
+                (after_seq, upto_seq, limit),
             ).fetchall()
         return [EventRow(*row) for row in rows]
 

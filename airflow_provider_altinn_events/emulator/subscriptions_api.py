@@ -17,6 +17,7 @@ from starlette.routing import Route
 from . import auth
 from .bodies import JsonBodyError, media_type, parse_json, read_body
 from .cloudevents import is_valid_urn
+from .querystring import parse_int32
 from .responses import empty, json_response, json_string, problem, validation_problem
 from .state import EmulatorState, get_state
 
@@ -214,10 +215,10 @@ def _validate_app(req: dict[str, Any], principal: auth.Principal, identity: str 
 
 def _bind_id(request: Request) -> int | Response:
     raw = request.path_params["id"]
-    try:
-        return int(raw)
-    except ValueError:
+    value = parse_int32(raw)
+    if value is None:  # not an Int32: model binding fails (also for ids beyond 2147483647)
         return validation_problem({"id": [f"The value '{raw}' is not valid."]})
+    return value
 
 
 def _owned_subscription(request: Request) -> dict[str, Any] | Response:

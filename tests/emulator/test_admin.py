@@ -1,4 +1,8 @@
-"""Admin endpoints: names, bodies, validation and reset."""
+"""Admin endpoints: names, bodies, validation and reset.
+
+No Altinn source: the admin API is the emulator's own (docs/guides/emulator.rst); generated events follow the
+written-back rules of docs/contract.rst (SDK JsonEventFormatter).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""App events: ``POST /app``, ``GET /app/{org}/{app}`` and ``GET /app/party``."""
+"""App events: ``POST /app``, ``GET /app/{org}/{app}`` and ``GET /app/party``.
+
+Source (docs/contract.rst): Altinn/altinn-events src/Events/Controllers/AppController.cs (Post, GetForOrg,
+GetForParty, ValidateQueryParams, SetNextLink) and src/Events/Extensions/AppCloudEventExtensions.cs.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Bad input to the emulator itself: real statuses, clear messages, never a crash."""
+"""Bad input to the emulator itself: real statuses, clear messages, never a crash.
+
+Source (docs/contract.rst): Kestrel's 30 MB body limit (src/Events/Program.cs sets none), ASP.NET routing
+(404/405), model binding (ValidationProblemDetails) and the SDK JsonEventFormatter messages.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The console script: the ready line, and a restart with ``--data`` that loses nothing."""
+"""The console script: the ready line, and a restart with ``--data`` that loses nothing.
+
+No Altinn source: the emulator's own command line (docs/guides/emulator.rst); sequence numbers are never
+reused, as Altinn's ``sequenceno`` (src/Events/Migration/v0.55/02-functions-and-procedures.sql).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Push delivery of matching events to validated subscriptions, with retries."""
+"""Push delivery of matching events to validated subscriptions, with retries.
+
+Source (docs/contract.rst): Altinn/altinn-events src/Events/Services/OutboundService.cs (matching, sourceFilter
+IsBaseOf), src/Events/Services/SubscriptionService.CreateValidateEvent (validation event), and the retry
+schedules of src/Events/appsettings.json (WolverineSettings).
+"""
 
 from __future__ import annotations
 

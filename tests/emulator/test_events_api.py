@@ -1,4 +1,9 @@
-"""``POST /events`` and ``GET /events``: auth, every validation message, paging and the ``next`` header."""
+"""``POST /events`` and ``GET /events``: auth, every validation message, paging and the ``next`` header.
+
+Source (docs/contract.rst): Altinn/altinn-events src/Events/Controllers/EventsController.cs (Post, Get,
+ValidateCloudEvent, ValidateQueryParams, SetNextLink), src/Events/Authorization/*, and the SDK's
+JsonEventFormatter for parse messages.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Altinn token exchange (``/authentication/api/v1/exchange/maskinporten``) and Altinn's OIDC keys."""
+"""Altinn token exchange (``/authentication/api/v1/exchange/maskinporten``) and Altinn's OIDC keys.
+
+Source (docs/contract.rst): Altinn/altinn-authentication src/Authentication/Controllers/
+AuthenticationController.cs (ExchangeExternalSystemToken) and OpenIdController.cs.
+"""
 
 from __future__ import annotations
 

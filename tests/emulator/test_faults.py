@@ -1,4 +1,7 @@
-"""Fault injection: status + Retry-After, delays, dropped connections, ``times``, order, stats."""
+"""Fault injection: status + Retry-After, delays, dropped connections, ``times``, order, stats.
+
+No Altinn source: the fault API is the emulator's own (docs/guides/emulator.rst).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The pytest plugin's fixtures give a working emulator with a registered client."""
+"""The pytest plugin's fixtures give a working emulator with a registered client.
+
+No Altinn source: the fixtures are the emulator's own (docs/guides/emulator.rst).
+"""
 
 from __future__ import annotations
 

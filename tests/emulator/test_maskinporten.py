@@ -1,4 +1,8 @@
-"""Maskinporten emulation: metadata, JWKS and every way a JWT-bearer grant is accepted or refused."""
+"""Maskinporten emulation: metadata, JWKS and every way a JWT-bearer grant is accepted or refused.
+
+Source: Digdir's Maskinporten documentation (felleslosninger/docs maskinporten_protocol_jwtgrant.md,
+maskinporten_protocol_token.md, maskinporten_feilsoking.md); not Altinn code.
+"""
 
 from __future__ import annotations
 

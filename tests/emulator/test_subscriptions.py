@@ -1,4 +1,8 @@
-"""Subscriptions: create/get/list/delete, every validation message, and the validation handshake."""
+"""Subscriptions: create/get/list/delete, every validation message, and the validation handshake.
+
+Source (docs/contract.rst): Altinn/altinn-events src/Events/Controllers/SubscriptionController.cs,
+src/Events/Services/{Subscription,AppSubscription,GenericSubscription}Service.cs.
+"""
 
 from __future__ import annotations
 

@@ -200,3 +200,50 @@ def test_example_app_event_dag(airflow_db: str, altinn_conn: Any, monkeypatch: p
     run = run_dag(load_example("example_altinn_events_publish_app_event"))
     assert run.state == "success", task_states(run)
     assert len(stored(APP_RESOURCE)) == 1
+
+
+def test_new_user_str_datetime_time_fails_locally_as_on_altinn(
+    airflow_db: str, altinn_conn: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Tried as a new user would: ``str(datetime)`` as ``time`` ("2026-11-26 10:00:00+00:00", a space, no
+    ``T``) passed before; Altinn answers 400 "Text for attribute 'time' is invalid: Invalid timestamp"
+    (the CloudEvents SDK's Timestamps.TryParse, docs/contract.rst). Now the DAG fails locally with that."""
+    from datetime import datetime, timezone
+
+    from airflow.sdk import task
+
+    with make_dag("publish_str_datetime") as dag:
+
+        @task
+        def build() -> dict[str, Any]:
+            return make_event(1, time=str(datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)))
+
+        AltinnEventsPublishOperator(task_id="publish", event=build(), retries=2)
+    run = run_dag(dag)
+    assert run.state == "failed"
+    assert task_states(run) == {"build": "success", "publish": "failed"}
+    assert altinn_conn.stats()["requests"] == {}  # refused before any request, as Altinn would refuse it
+    output = caplog.text + "".join(capfd.readouterr())
+    assert "Text for attribute 'time' is invalid: Invalid timestamp" in output
+    assert "upper-case 'T'" in output
+
+
+def test_cloudevents_sdk_event_in_a_dag(airflow_db: str, altinn_conn: Any) -> None:
+    """The publish operator takes an event built with the cloudevents SDK (docs/guides/publishing.rst)."""
+    core = pytest.importorskip("cloudevents.core.v1.event")
+    event = core.CloudEvent(
+        {
+            "id": "sdk-1",
+            "type": "no.example.case.changed.v1",
+            "source": "https://cases.example.org/cases/1",
+            "resource": RESOURCE,
+        },
+        data={"case": 1},
+    )
+    with make_dag("publish_sdk_event") as dag:
+        AltinnEventsPublishOperator(task_id="publish", event=event)
+    run = run_dag(dag)
+    assert run.state == "success", task_states(run)
+    assert xcom_value(run, "publish") == ["sdk-1"]
+    (stored_event,) = stored()
+    assert stored_event["data"] == {"case": 1} and stored_event["datacontenttype"] == "application/json"

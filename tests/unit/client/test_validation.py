@@ -132,9 +132,8 @@ def test_none_values_count_as_absent() -> None:
         ({"type": ...}, "event.type", "missing"),
         ({"type": ""}, "event.type", "non-empty string"),
         ({"source": ...}, "event.source", "missing"),
-        ({"source": "/relative/path"}, "event.source", "absolute URI"),
-        ({"source": "https://exa mple.org"}, "event.source", "absolute URI"),
-        ({"source": "https:///no-host"}, "event.source", "without a host"),
+        ({"source": "https://exa mple.org"}, "event.source", "host"),
+        ({"source": "https:///no-host"}, "event.source", "host"),
         ({"resource": ...}, "event.resource", "A 'resource' property must be defined."),
         ({"resource": "urn:altinn:resource:App_TTD"}, "event.resource", "not a valid urn"),
         ({"resource": "not-a-urn"}, "event.resource", "lowercase URN"),
@@ -143,7 +142,7 @@ def test_none_values_count_as_absent() -> None:
         ({"time": "2026-05-12T08:30:00"}, "event.time", "time zone"),
         ({"time": "2026-02-30T08:30:00Z"}, "event.time", "RFC 3339"),
         ({"subject": 1337}, "event.subject", "non-empty string"),
-        ({"alternativesubject": ""}, "event.alternativesubject", "non-empty string"),
+        ({"alternativesubject": "a\x01b"}, "event.alternativesubject", "control character"),
         ({"dataschema": "schema.json"}, "event.dataschema", "absolute URI"),
         ({"datacontenttype": "json"}, "event.datacontenttype", "media type"),
         ({"data": {1, 2}}, "event.data", "not JSON-serializable"),
@@ -183,7 +182,10 @@ def test_rule_violations_name_the_field(overrides: dict[str, Any], field: str, f
         {"resourceinstance": "50002108/6fb3f738-6800-4f29-9f3e-1c66862656cd"},
         {"priority": 3, "urgent": True, "region": "north"},
         {"time": "2022-05-12T00:02:07.541482Z"},
-        {"time": "2016-12-31T23:59:60Z"},  # a leap second
+        # docs/contract.rst: source is a URI-reference (CloudEventsSpecVersion: UriReference), extension strings
+        # may be empty (only id, type, subject must be non-empty)
+        {"source": "/relative/path"},
+        {"alternativesubject": ""},
     ],
 )
 def test_valid_events_pass(overrides: dict[str, Any]) -> None:
