@@ -61,7 +61,8 @@ __all__ = [
 class ProblemDetails:
     """An error body from Altinn, whatever shape it came in.
 
-    Altinn answers errors in four shapes (CONTRACT.md, A.2): RFC 7807 problem details, validation problem
+    Altinn answers errors in four shapes (docs/contract.rst, "contract-errors"): RFC 7807 problem details,
+    validation problem
     details with ``errors``, a bare JSON string, or an empty body. All four end up here so that callers
     read ``detail`` and ``errors`` without caring which one the endpoint used.
     """

@@ -176,7 +176,8 @@ class Scenario:
         """Wait until every case event published so far was handled by a finished watcher DAG run.
 
         Airflow 3.3 leaves an asset event that arrives while the scheduler is creating a run for the previous
-        one unconsumed until the *next* asset event of the asset (AIRFLOW-NOTES.md). If, after ``flush_after``
+        one unconsumed until the *next* asset event of the asset (docs/architecture.rst,
+        "airflow-asset-events"). If, after ``flush_after``
         seconds, every missing event sits in such an unconsumed asset event, one more event is published so
         that a run picks them up (``self.flushes`` counts how often). Events the watcher never emitted are
         never "flushed": the wait then fails and says so.

@@ -2,7 +2,8 @@
 
 ``dag.test()`` only re-syncs DAGs found in the DAGs folder; a DAG built inside a test must be serialized
 into the metadata database first, with the same internal functions ``dag.test()`` uses
-(measured on Airflow 3.3.2, see the project's AIRFLOW-NOTES). Both helpers need the ``airflow_db`` fixture.
+(measured on Airflow 3.3.2: docs/architecture.rst, "airflow-dag-test"). Both helpers need the
+``airflow_db`` fixture.
 """
 
 from __future__ import annotations

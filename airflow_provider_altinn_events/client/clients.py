@@ -364,7 +364,7 @@ class AsyncAltinnEventsClient(_ClientBase):
 
     :param transport: an ``httpx.AsyncBaseTransport``; defaults to httpx-aiohttp's transport (as
         :class:`~.transport.AltinnAiohttpTransport`, which reads each answer whole), costing a fraction of
-        httpx's native async transport per request (PERFORMANCE-NOTES.md), with at most
+        httpx's native async transport per request (docs/performance.rst, "http-stack"), with at most
         :data:`MAX_CONNECTIONS` connections.
 
     Use it from one event loop; share one per connection in a process rather than one per task.

@@ -114,7 +114,8 @@ class RedactingLogFilter(logging.Filter):
 def parse_problem(response: httpx.Response) -> ProblemDetails:
     """Whatever error body shape Altinn chose, as :class:`ProblemDetails`.
 
-    The four shapes (CONTRACT.md A.2): RFC 7807 problem details; validation problem details with ``errors``;
+    The four shapes (docs/contract.rst, "contract-errors"): RFC 7807 problem details; validation problem
+    details with ``errors``;
     a bare JSON string such as ``"Resource filter must be a valid urn"``; an empty body. Plain text (the token
     exchange's 400) and gateway HTML end up, shortened, in ``detail``.
     """

@@ -5,7 +5,7 @@
 hand it to :func:`poll_step`. Keeping the decision in one pure function means poke mode and deferrable mode
 cannot diverge, and the decision is tested table-driven without any HTTP at all.
 
-Paging rules it follows (CONTRACT.md, Part A section 5):
+Paging rules it follows (docs/contract.rst, "contract-paging"):
 
 * ``after`` is an event id; events come in the service's own order, after the event with that id.
 * An empty page is the current end; ask again later with the same ``after``. A *short* page is not the end:

@@ -114,7 +114,8 @@ class EventPage:
 
     :param events: the events of the page, in the service's order (ascending sequence number).
     :param after: the cursor to ask for the next page with: the id of the last event, or the request's own
-        ``after`` when the page is empty (Altinn sends no ``next`` header on an empty page; CONTRACT.md A.5).
+        ``after`` when the page is empty (Altinn sends no ``next`` header on an empty page;
+        docs/contract.rst, "contract-paging").
     :param next_url: the ``next`` header as sent, for information; clients rebuild the URL themselves because
         Altinn does not re-encode the values it copies into it.
     """

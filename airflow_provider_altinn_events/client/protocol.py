@@ -4,7 +4,7 @@ Nothing here does I/O, sleeps or keeps state (beyond a memo of parsed URLs), so 
 client share every line of it and it is tested without any transport. Each builder returns an ``httpx.Request`` with an absolute URL; each parser
 takes the ``httpx.Response`` (body already read) and either returns a model or raises the error that
 :func:`error_from_response` picks for the status (the error factory lives in :mod:`.errors` and is
-re-exported here). The facts behind each function are in CONTRACT.md, Part A.
+re-exported here). The facts behind each function are in docs/contract.rst, "contract-facts".
 """
 
 from __future__ import annotations

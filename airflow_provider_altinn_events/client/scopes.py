@@ -4,7 +4,7 @@ Without the scope, Maskinporten grants a token, Altinn exchanges it, and only th
 (three requests and a message that says "Forbidden"). The connection's ``scopes`` already show it, so the
 sensor, the triggers and the operators check them here first and name the scope to add.
 
-Which operation needs which scope (CONTRACT.md A.4):
+Which operation needs which scope (docs/contract.rst, "contract-scopes"):
 
 * reading events (``GET /events``) and generic subscriptions (``POST /subscriptions`` on a non-app resource):
   :data:`SUBSCRIBE`;

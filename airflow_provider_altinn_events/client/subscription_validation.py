@@ -2,7 +2,8 @@
 
 Altinn rejects a bad subscription request with a 400 only after a token grant, a token exchange and a round
 trip; these checks run before the request and name the argument at fault. The rules are the real service's
-(CONTRACT.md A.7): the endpoint must be https, the resource filter a valid URN, and ``source_filter`` and
+(docs/contract.rst, "contract-subscriptions"): the endpoint must be https, the resource filter a valid
+URN, and ``source_filter`` and
 ``alternative_subject_filter`` are for app resources only. Nothing here imports Airflow or does I/O; every
 error is an :class:`AltinnConfigError` whose ``field`` names the argument. The event checks are in
 :mod:`.validation`, which re-exports these functions.

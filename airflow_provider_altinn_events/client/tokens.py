@@ -1,4 +1,6 @@
-"""The token services as pure functions: the Maskinporten grant and the Altinn exchange (CONTRACT.md, Part B).
+"""The token services as pure functions: the Maskinporten grant and the Altinn exchange.
+
+The facts: docs/contract.rst, "contract-maskinporten", "contract-exchange".
 
 ``build_grant_assertion`` signs the RFC 7523 JWT; the ``build_*``/``parse_*`` pairs make and read the two
 HTTP calls. :mod:`~airflow_provider_altinn_events.client.auth` strings them together, caches the result and

@@ -8,7 +8,8 @@ CloudEvents C# SDK's (2.9.0) attribute rules and Altinn's URN regex for ``resour
 app event model (POST /app). They refuse what Altinn refuses, no more and no less, except where Altinn would
 accept an event and then lose it or answer 500 (named in docs/contract.rst); ``tests/contract_cases.py``
 runs one table of cases against these checks and against the emulator. The subscription
-checks (A.7) are in :mod:`.subscription_validation` and re-exported here. Nothing here imports Airflow or
+checks (docs/contract.rst, "contract-subscriptions") are in :mod:`.subscription_validation` and
+re-exported here. Nothing here imports Airflow or
 does I/O; every error is an :class:`AltinnConfigError` whose ``field`` names the argument at fault, e.g.
 ``event[2].resource``.
 """

@@ -1,4 +1,6 @@
-"""App events: ``POST /app``, ``GET /app/{org}/{app}``, ``GET /app/party`` (``AppController``, CONTRACT.md A.6).
+"""App events: ``POST /app``, ``GET /app/{org}/{app}``, ``GET /app/party`` (``AppController``).
+
+The facts: docs/contract.rst, "contract-app-events".
 
 The emulator has no party register: ``person`` / ``unit`` lookups answer 404 as Register's 404 does.
 """

@@ -2,7 +2,7 @@
 
 The Events API accepts only tokens signed by Altinn Authentication (here: the emulator's exchange key),
 from ``Authorization: Bearer`` or the ``AltinnStudioRuntime`` cookie; issuer and audience are not
-checked, expiry is required and checked with zero clock skew (CONTRACT.md B.3.1).
+checked, expiry is required and checked with zero clock skew (docs/contract.rst, "contract-platform-token").
 """
 
 from __future__ import annotations

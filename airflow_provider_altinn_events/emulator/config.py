@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: The real outbound retry schedule (Service Bus path, CONTRACT.md A.7): immediate retry after a 10 s
+#: The real outbound retry schedule (Service Bus path; docs/contract.rst, "contract-subscriptions"):
+#: immediate retry after a 10 s
 #: cooldown, then scheduled 30 s, 1 m, 5 m, 10 m, 30 m, 1 h, 3 h, 6 h, 12 h, 12 h; then dead-letter.
 REAL_DELIVERY_SCHEDULE: tuple[float, ...] = (10, 30, 60, 300, 600, 1800, 3600, 10800, 21600, 43200, 43200)
 #: The real validation retry schedule (cooldown 1 s, 5 s, 10 s, then 30 s, 60 s, 120 s x3).
@@ -13,7 +14,8 @@ REAL_VALIDATION_SCHEDULE: tuple[float, ...] = (1, 5, 10, 30, 60, 120, 120, 120)
 FAST_DELIVERY_SCHEDULE: tuple[float, ...] = tuple(0.05 for _ in REAL_DELIVERY_SCHEDULE)
 FAST_VALIDATION_SCHEDULE: tuple[float, ...] = tuple(0.05 for _ in REAL_VALIDATION_SCHEDULE)
 
-#: Kestrel's default maximum request body size (CONTRACT.md A.9: nothing custom in Program.cs).
+#: Kestrel's default maximum request body size (nothing custom in Program.cs;
+#: docs/contract.rst, "contract-limits").
 DEFAULT_MAX_BODY_BYTES = 30_000_000
 
 

@@ -1,6 +1,7 @@
 """Push delivery: subscription validation, then every matching event POSTed to the endpoint.
 
-As the real outbound path does it (CONTRACT.md A.7): a validation event first; only validated
+As the real outbound path does it (docs/contract.rst, "contract-subscriptions"): a validation event
+first; only validated
 subscriptions get events; the body is the CloudEvent as stored, ``Content-Type: application/json;
 charset=utf-8``; any 2xx is success; failures are retried on the real schedule (or a compressed one
 with ``fast_retries``). Runs as asyncio tasks in the server's event loop. Delivery is at least once;

@@ -1,4 +1,7 @@
-"""``POST /events`` and ``GET /events`` of ``EventsController`` (CONTRACT.md A.4, A.5)."""
+"""``POST /events`` and ``GET /events`` of ``EventsController``.
+
+The facts: docs/contract.rst, "contract-publish", "contract-paging".
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Emulated Altinn Authentication: the Maskinporten token exchange and Altinn's OIDC key endpoints.
 
 ``GET /authentication/api/v1/exchange/{provider}`` as ``AuthenticationController`` does it
-(CONTRACT.md B.2): 401 with an empty body on any validation failure, the Altinn token as ``text/plain``
+(docs/contract.rst, "contract-exchange"): 401 with an empty body on any validation failure, the Altinn
+token as ``text/plain``
 or as a JSON string literal when ``Accept: application/json`` wins content negotiation.
 """
 

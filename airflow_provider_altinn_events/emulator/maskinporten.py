@@ -1,6 +1,7 @@
 """Emulated Maskinporten: the JWT-bearer grant (``POST /maskinporten/token``), metadata and JWKS.
 
-Checks a grant the way CONTRACT.md B.1 describes: RS256/384/512, a registered ``kid`` (or an ``x5c``
+Checks a grant the way docs/contract.rst, "contract-maskinporten" describes: RS256/384/512, a registered
+``kid`` (or an ``x5c``
 leaf certificate whose public key is registered), signature, ``iss`` = client id, ``aud`` = issuer,
 ``iat`` within 10 s, ``0 < exp - iat <= 120``, unexpired, fresh ``jti``, known claims only, scopes
 the client may have, and the optional ``consumer_org`` / system user ``authorization_details``.

@@ -2,7 +2,7 @@
 
 ``SetNextLink`` walks ``HttpContext.Request.Query`` (a dictionary: repeated keys grouped together in
 the order their key first appeared), drops ``after``, and appends ``&key=value`` with the *decoded*
-values, not re-encoded (CONTRACT.md A.5).
+values, not re-encoded (docs/contract.rst, "contract-paging").
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The four error body shapes Altinn Events produces (CONTRACT.md A.2), plus small helpers.
+"""The four error body shapes Altinn Events produces, plus small helpers.
+
+The facts: docs/contract.rst, "contract-errors".
 
 * ProblemDetails (``application/problem+json``) from ``Problem(detail, null, status)``;
 * ValidationProblemDetails from ``[ApiController]`` model validation;

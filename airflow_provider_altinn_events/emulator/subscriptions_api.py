@@ -1,4 +1,6 @@
-"""``/events/api/v1/subscriptions`` (``SubscriptionController`` and its services, CONTRACT.md A.7).
+"""``/events/api/v1/subscriptions`` (``SubscriptionController`` and its services).
+
+The facts: docs/contract.rst, "contract-subscriptions".
 
 Service errors are bare JSON strings; 403/404 without a message have empty bodies.
 """

@@ -1,7 +1,8 @@
 """The ``altinn_events`` connection form, as data (``conn-fields`` + ``ui-field-behaviour``).
 
 ``get_provider_info`` spreads :data:`CONNECTION_FORM` into the ``connection-types`` entry; Airflow 3's UI reads
-it without importing the hook (AIRFLOW-NOTES.md §2). Pure data: no Airflow import, nothing computed at
+it without importing the hook (docs/architecture.rst, "airflow-connection-form"). Pure data: no Airflow
+import, nothing computed at
 import time beyond literals. Keep it in step with ``client/settings.py`` (``EXTRA_KEYS``) and
 ``docs/connection.rst``; a unit test checks the first.
 """

@@ -199,7 +199,7 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
 
 def _check_scopes(hook: AltinnEventsHook, resource_filter: str | None) -> None:
     """Refuse a generic (non-app) subscription before any request when the connection lacks the scope
-    Altinn demands for it; app subscriptions need no scope (CONTRACT.md A.4).
+    Altinn demands for it; app subscriptions need no scope (docs/contract.rst, "contract-scopes").
 
     :raises AltinnConfigError: ``field="scopes"``.
     """

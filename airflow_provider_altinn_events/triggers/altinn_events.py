@@ -4,7 +4,7 @@ Both poll ``GET /events`` with the async client and hand each page to the same p
 ``poke()`` uses (:func:`~airflow_provider_altinn_events.client.matching.poll_step`), so the three cannot
 disagree on what matches or where the cursor goes.
 
-Shared rules (DESIGN.md 4.4, PERFORMANCE-NOTES.md):
+Shared rules (docs/architecture.rst, "architecture-rules"; docs/performance.rst, "http-stack"):
 
 * kwargs are plain JSON and hold the connection id, never a token; ``serialize()`` names the class from
   ``type(self)`` so subclasses serialize as themselves;

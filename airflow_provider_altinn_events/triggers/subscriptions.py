@@ -1,7 +1,8 @@
 """A trigger that waits until Altinn has validated a push subscription.
 
 After ``POST /subscriptions`` Altinn POSTs a validation event to the endpoint and marks the subscription
-``validated`` once the endpoint answers 2xx; only validated subscriptions receive events (CONTRACT.md A.7).
+``validated`` once the endpoint answers 2xx; only validated subscriptions receive events
+(docs/contract.rst, "contract-subscriptions").
 :class:`AltinnEventsSubscriptionValidatedTrigger` polls ``GET /subscriptions/{id}`` from the triggerer, so
 the waiting task holds no worker slot. It only reads: a trigger may run again after a triggerer restart, so
 it never creates anything. Its kwargs are plain JSON (the connection id, never a token), and the deadline is

@@ -17,6 +17,8 @@ SUFFIXES = {".py", ".rst", ".md", ".toml", ".cfg", ".yaml", ".yml"}
 # The background notes the project started from; they are not part of the repository.
 OUTSIDE = re.compile(r"\b(CONTRACT|DESIGN|AIRFLOW-NOTES|PERFORMANCE-NOTES|ANCHORS)(\.md)?\b")
 CITED_DOC = re.compile(r"\bdocs/[\w./-]+?\.(?:rst|md)\b")
+# The citation form (docs/contract.rst intro): (docs/contract.rst, "contract-paging"), labels after commas.
+CITED_LABELS = re.compile(r'\b(docs/[\w./-]+?\.rst)((?:\s*,\s*"[\w-]+")+)')
 
 
 def _files() -> list[Path]:
@@ -72,3 +74,30 @@ def test_cited_docs_exist() -> None:
             if not (REPO / m.group(0)).is_file()
         ]
     assert not missing, "citations of documents that do not exist:\n" + "\n".join(missing)
+
+
+def test_cited_labels_exist() -> None:
+    """A citation names a section by its Sphinx label (or its title); the cited page must have it."""
+    cited = 0
+    missing = []
+    for path in FILES:
+        if path.resolve() == THIS:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for m in CITED_LABELS.finditer(text):
+            doc = REPO / m.group(1)
+            lines = doc.read_text(encoding="utf-8").splitlines() if doc.is_file() else []
+            targets = {line[4:-1] for line in lines if line.startswith(".. _") and line.endswith(":")}
+            targets |= {
+                a
+                for a, b in zip(lines, lines[1:], strict=False)
+                if a and set(b) <= set("=-~^") and len(b) >= len(a)
+            }
+            for label in re.findall(r'"([\w-]+)"', m.group(2)):
+                cited += 1
+                if label not in targets:
+                    missing.append(
+                        f"{path.relative_to(REPO)}:{_lines(text, m)}: {m.group(1)} has no label {label!r}"
+                    )
+    assert cited > 20, "the citation form was not found: has it changed?"
+    assert not missing, "citations of sections that do not exist:\n" + "\n".join(missing)
