@@ -24,10 +24,17 @@ import httpx
 from airflow_provider_altinn_events import __version__
 from airflow_provider_altinn_events.client import protocol as p
 from airflow_provider_altinn_events.client.auth import AltinnAuth
+from airflow_provider_altinn_events.client.matching import (
+    SEEK_PAGE_SIZE,
+    EventFilter,
+    PollState,
+    initial_state,
+    poll_step,
+)
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, Subscription, SubscriptionList
 from airflow_provider_altinn_events.client.retry import RetryPolicy
 from airflow_provider_altinn_events.client.settings import AltinnSettings
-from airflow_provider_altinn_events.exceptions import AltinnError, AltinnPayloadError
+from airflow_provider_altinn_events.exceptions import AltinnError
 
 __all__ = ["AltinnEventsClient", "AsyncAltinnEventsClient"]
 
@@ -48,6 +55,14 @@ the publish operator's default concurrency."""
 
 #: aiohttp closes a connection idle this long: longer than the longest tick (1 s), so ticks reuse them.
 POOL_LIMITS = httpx.Limits(max_connections=MAX_CONNECTIONS, keepalive_expiry=15.0)
+
+
+def _page_size(state: PollState, size: int) -> int:
+    """``size``, larger by the events held behind the cursor (they are served again first), or the largest page
+    while seeking ``"latest"``; never more than the service serves."""
+    if state.seeking:
+        return SEEK_PAGE_SIZE
+    return min(SEEK_PAGE_SIZE, size + state.behind) if state.behind else size
 
 
 class _ClientBase:
@@ -96,11 +111,24 @@ class _ClientBase:
         return delay
 
     @staticmethod
-    def _check_page(page: EventPage, after: str) -> None:
-        if page.events and page.after == after:
-            raise AltinnPayloadError(
-                f"the events cursor did not advance past {after!r}; stopping to avoid a loop"
-            )
+    def _paging(resource: str, after: str) -> tuple[EventFilter, PollState]:
+        """The filter and state ``iter_pages`` walks with: the poll step's rules (``client/matching.py``), so
+        events that share an id are each yielded once and a page that brings nothing new ends the walk."""
+        return EventFilter(resource=resource), initial_state(after)
+
+    @staticmethod
+    def _advance(
+        state: PollState, page: EventPage, event_filter: EventFilter
+    ) -> tuple[PollState, EventPage | None, bool]:
+        """One page of ``iter_pages``: the next state, the page to yield (its new events, ``after`` the
+        cursor to resume from), and whether the walk is over (caught up)."""
+        step = poll_step(state, page, event_filter)
+        state = step.state.handed_over()
+        if step.at_end:
+            return state, None, True
+        if state.seeking or not step.new_events:
+            return state, None, False
+        return state, EventPage(events=step.new_events, after=state.after, next_url=page.next_url), False
 
 
 class AltinnEventsClient(_ClientBase):
@@ -197,26 +225,34 @@ class AltinnEventsClient(_ClientBase):
         size: int = 50,
         max_pages: int | None = None,
     ) -> Iterator[EventPage]:
-        """Yield pages from ``after`` until (not including) the first empty page, or ``max_pages``.
+        """Yield pages from ``after`` until the service has nothing newer, or ``max_pages`` pages.
 
+        ``after`` is an event id, ``"0"`` (the start) or ``"latest"`` (only events that appear meanwhile). Altinn
+        keys events by ``(id, source)`` and resumes ``after=<id>`` after the first event with that id, so the
+        pages follow the poll step's rules (``docs/guides/client.rst``): a yielded page holds only events not
+        yielded before, its ``after`` is where to resume (never an id that several events share), and a page
+        that brings nothing new ends the walk as an empty page does.
+
+        :raises AltinnConfigError: ``after`` is empty or a rendered ``None``.
         :raises AltinnError: as :meth:`list_events`, from the page that failed.
         """
+        event_filter, state = self._paging(resource, after)
         pages = 0
         while max_pages is None or pages < max_pages:
             page = self.list_events(
                 resource=resource,
-                after=after,
+                after=state.after,
                 types=types,
                 subject=subject,
                 alternative_subject=alternative_subject,
-                size=size,
+                size=_page_size(state, size),
             )
-            if page.is_empty:
+            state, new, caught_up = self._advance(state, page, event_filter)
+            if caught_up:
                 return
-            self._check_page(page, after)
-            yield page
-            pages += 1
-            after = page.after
+            if new is not None:
+                yield new
+                pages += 1
 
     def iter_events(
         self,
@@ -455,22 +491,23 @@ class AsyncAltinnEventsClient(_ClientBase):
 
         :raises AltinnError: as :meth:`list_events`.
         """
+        event_filter, state = self._paging(resource, after)
         pages = 0
         while max_pages is None or pages < max_pages:
             page = await self.list_events(
                 resource=resource,
-                after=after,
+                after=state.after,
                 types=types,
                 subject=subject,
                 alternative_subject=alternative_subject,
-                size=size,
+                size=_page_size(state, size),
             )
-            if page.is_empty:
+            state, new, caught_up = self._advance(state, page, event_filter)
+            if caught_up:
                 return
-            self._check_page(page, after)
-            yield page
-            pages += 1
-            after = page.after
+            if new is not None:
+                yield new
+                pages += 1
 
     async def iter_events(
         self,
