@@ -92,7 +92,11 @@ class RunRecord:
 
     :param run_id: the Airflow run id (or any id the caller uses for "the same run").
     :param start_after: the cursor the run started from; a rerun of the run starts here again.
-    :param end_after: the cursor after the last event the run committed.
+    :param end_after: the cursor after the last event the run committed: never an id that several events
+        share (Altinn resumes ``after=<id>`` after the first of them), so it may stand before the last events.
+    :param start_held: ``(id, source)`` of the events after ``start_after`` that were already written when the
+        run started (held behind a shared id); the run drops them when the service serves them again.
+    :param end_held: the same after ``end_after``: the next run starts with them.
     :param count: events written; ``fetched`` counts duplicates too (``fetched = count + duplicates``).
     :param files: committed data files, in order.
     :param events_per_file: the run's file size, kept so a resumed or rerun run cuts files identically.
@@ -114,11 +118,18 @@ class RunRecord:
     max_events: int | None = None
     started_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
+    start_held: tuple[tuple[str, str], ...] = ()
+    end_held: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = self.state.value
         data["files"] = [asdict(part) for part in self.files]
+        for key in ("start_held", "end_held"):  # written only when there are any: older readers see no change
+            if data[key]:
+                data[key] = [list(pair) for pair in data[key]]
+            else:
+                del data[key]
         return data
 
     @classmethod
@@ -152,6 +163,8 @@ class RunRecord:
             max_events=None if max_events is None else _int(data, "max_events", where, minimum=1),
             started_at=_str(data, "started_at", where),
             updated_at=_str(data, "updated_at", where),
+            start_held=_pairs(data, "start_held", where),
+            end_held=_pairs(data, "end_held", where),
         )
 
     def touched(self, **changes: Any) -> RunRecord:
@@ -232,6 +245,16 @@ def _str(data: Mapping[str, Any], key: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise IngestStateError(f"{where}: {key!r} must be a non-empty string")
     return value
+
+
+def _pairs(data: Mapping[str, Any], key: str, where: str) -> tuple[tuple[str, str], ...]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) and part for part in pair)
+        for pair in value
+    ):
+        raise IngestStateError(f"{where}: {key!r} must be a list of [id, source] pairs")
+    return tuple((pair[0], pair[1]) for pair in value)
 
 
 def _opt_str(data: Mapping[str, Any], key: str, where: str) -> str | None:

@@ -65,3 +65,18 @@ def test_malformed_cursor_is_refused_with_the_file_named(mutate: object, message
 def test_type_order_and_repeats_do_not_make_another_query() -> None:
     assert Filters(("b", "a", "b")) == Filters(("a", "b"))
     assert Filters(("b", "a")).to_dict()["types"] == ["a", "b"]
+
+
+def test_held_events_round_trip_and_are_omitted_when_there_are_none() -> None:
+    record = RunRecord(
+        run_id="r",
+        state=RunState.RUNNING,
+        start_after="a",
+        end_after="b",
+        end_held=(("x", "https://src/2"),),
+    )
+    data = record.to_dict()
+    assert data["end_held"] == [["x", "https://src/2"]] and "start_held" not in data
+    assert RunRecord.from_dict(data, "w") == record
+    with pytest.raises(IngestStateError, match="end_held"):
+        RunRecord.from_dict({**data, "end_held": [["x"]]}, "w")
