@@ -34,7 +34,7 @@ from airflow_provider_altinn_events.client.matching import (
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, Subscription, SubscriptionList
 from airflow_provider_altinn_events.client.retry import RetryPolicy
 from airflow_provider_altinn_events.client.settings import AltinnSettings
-from airflow_provider_altinn_events.exceptions import AltinnError
+from airflow_provider_altinn_events.exceptions import AltinnConfigError, AltinnError
 
 __all__ = ["AltinnEventsClient", "AsyncAltinnEventsClient"]
 
@@ -69,10 +69,24 @@ class _ClientBase:
     """What both shells share: settings, auth, retry policy and the retry bookkeeping."""
 
     def __init__(
-        self, settings: AltinnSettings, retry: RetryPolicy | None, clock: Callable[[], float]
+        self,
+        settings: AltinnSettings,
+        retry: RetryPolicy | None,
+        clock: Callable[[], float],
+        max_response_bytes: int = p.MAX_RESPONSE_BYTES,
     ) -> None:
         if not isinstance(settings, AltinnSettings):
             raise TypeError(f"settings must be AltinnSettings, got {type(settings).__name__}")
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise AltinnConfigError(
+                f"max_response_bytes must be a positive number of bytes, got {max_response_bytes!r}",
+                field="max_response_bytes",
+            )
+        self.max_response_bytes = max_response_bytes
         self.settings = settings
         self.retry = retry if retry is not None else RetryPolicy()
         self.auth = AltinnAuth(settings, clock=clock)
@@ -138,6 +152,8 @@ class AltinnEventsClient(_ClientBase):
     :param transport: an ``httpx.BaseTransport`` to use instead of the network (e.g. ``httpx.MockTransport``).
     :param retry: the retry policy; :class:`RetryPolicy` defaults when ``None``.
     :param clock: wall clock for token expiry (tests inject a fake one).
+    :param max_response_bytes: the largest response body to read (:data:`.protocol.MAX_RESPONSE_BYTES`);
+        a larger one is refused with ``AltinnPayloadError`` before it is read whole.
 
     Thread-safe: one client (one connection pool, one token) can serve many threads.
     """
@@ -149,8 +165,9 @@ class AltinnEventsClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = p.MAX_RESPONSE_BYTES,
     ) -> None:
-        super().__init__(settings, retry, clock)
+        super().__init__(settings, retry, clock, max_response_bytes)
         self._http = httpx.Client(
             auth=self.auth,
             transport=transport,
@@ -212,7 +229,7 @@ class AltinnEventsClient(_ClientBase):
             alternative_subject=alternative_subject,
             size=size,
         )
-        return self._send(request, lambda response: p.parse_events_page(response, after=after))
+        return self._send(request, lambda response: p.parse_events_page(response, after=after, size=size))
 
     def iter_pages(
         self,
@@ -312,7 +329,9 @@ class AltinnEventsClient(_ClientBase):
             types=types,
             size=size,
         )
-        return self._send(request, lambda response: p.parse_events_page(response, after=after or ""))
+        return self._send(
+            request, lambda response: p.parse_events_page(response, after=after or "", size=size)
+        )
 
     def create_subscription(
         self,
@@ -378,7 +397,11 @@ class AltinnEventsClient(_ClientBase):
         while True:
             try:
                 try:
-                    response = self._http.send(request)
+                    response = self._http.send(request, stream=True)
+                    try:
+                        self._read_bounded(request, response)
+                    finally:
+                        response.close()
                 except httpx.RequestError as exc:
                     raise p.error_from_transport(exc, self.settings) from exc
                 logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
@@ -390,6 +413,27 @@ class AltinnEventsClient(_ClientBase):
             time.sleep(delay)
             attempt += 1
 
+    def _read_bounded(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Read the body of a streamed response, refusing it as soon as it passes ``max_response_bytes``
+        (decompressed), or at once when ``Content-Length`` says it will."""
+        limit = self.max_response_bytes
+        declared = _declared_length(response)
+        if declared is not None and declared > limit:
+            raise p.response_too_large(request, limit, declared)
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > limit:
+                raise p.response_too_large(request, limit, declared)
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what Response.read() sets; the body is read once
+
+
+def _declared_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
 
 class AsyncAltinnEventsClient(_ClientBase):
     """Asynchronous client for the Altinn Events API (triggers, async tasks): the mirror of the sync one.
@@ -398,6 +442,7 @@ class AsyncAltinnEventsClient(_ClientBase):
         :class:`~.transport.AltinnAiohttpTransport`, which reads each answer whole), costing a fraction of
         httpx's native async transport per request (PERFORMANCE-NOTES.md), with at most
         :data:`MAX_CONNECTIONS` connections.
+    :param max_response_bytes: as for :class:`AltinnEventsClient` (the default transport stops reading at it).
 
     Use it from one event loop; share one per connection in a process rather than one per task.
     """
@@ -409,12 +454,13 @@ class AsyncAltinnEventsClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = p.MAX_RESPONSE_BYTES,
     ) -> None:
-        super().__init__(settings, retry, clock)
+        super().__init__(settings, retry, clock, max_response_bytes)
         if transport is None:
             from airflow_provider_altinn_events.client.transport import AltinnAiohttpTransport
 
-            transport = AltinnAiohttpTransport(limits=POOL_LIMITS)
+            transport = AltinnAiohttpTransport(limits=POOL_LIMITS, max_body_bytes=max_response_bytes)
         self._transport = transport
         self._http = httpx.AsyncClient(
             auth=self.auth,
@@ -474,7 +520,9 @@ class AsyncAltinnEventsClient(_ClientBase):
             alternative_subject=alternative_subject,
             size=size,
         )
-        return await self._send(request, lambda response: p.parse_events_page(response, after=after))
+        return await self._send(
+            request, lambda response: p.parse_events_page(response, after=after, size=size)
+        )
 
     async def iter_pages(
         self,
@@ -567,7 +615,9 @@ class AsyncAltinnEventsClient(_ClientBase):
             types=types,
             size=size,
         )
-        return await self._send(request, lambda response: p.parse_events_page(response, after=after or ""))
+        return await self._send(
+            request, lambda response: p.parse_events_page(response, after=after or "", size=size)
+        )
 
     async def create_subscription(
         self,
@@ -652,7 +702,7 @@ class AsyncAltinnEventsClient(_ClientBase):
         """
         token = self.auth.authorize_if_fresh(request) if not self._http.is_closed else None
         if token is None:
-            return await self._http.send(request)
+            return await self._read_bounded(request, await self._http.send(request, stream=True))
         if "timeout" not in request.extensions:
             request.extensions = {**request.extensions, "timeout": self._timeout}
         try:
@@ -661,11 +711,34 @@ class AsyncAltinnEventsClient(_ClientBase):
             exc.request = request  # as AsyncClient does, so the error names the URL (and the token step)
             raise
         response.request = request
-        try:
-            await response.aread()
-        except BaseException:
-            await response.aclose()
-            raise
+        await self._read_bounded(request, response)
         if response.status_code == 401 and self.auth.can_refresh:
-            return await self._http.send(request, auth=self.auth.after_401(token))
+            return await self._read_bounded(
+                request, await self._http.send(request, auth=self.auth.after_401(token), stream=True)
+            )
         return response
+
+    async def _read_bounded(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        """The response with its body read, refused past ``max_response_bytes`` (decompressed). The default
+        transport already stopped reading a body over the limit and hands plain bodies over read; a
+        compressed one, or any body from another transport, is read here in chunks up to the limit."""
+        limit = self.max_response_bytes
+        try:
+            if hasattr(response, "_content"):  # read by the transport
+                if len(response.content) > limit:
+                    raise p.response_too_large(request, limit, len(response.content))
+                return response
+            declared = _declared_length(response)
+            if declared is not None and declared > limit:
+                raise p.response_too_large(request, limit, declared)
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > limit:
+                    raise p.response_too_large(request, limit, declared)
+                chunks.append(chunk)
+            response._content = b"".join(chunks)  # what Response.aread() sets; the body is read once
+            return response
+        finally:
+            await response.aclose()

@@ -5,7 +5,8 @@ stream layers (``aiter_bytes`` over ``aiter_raw`` over an aiohttp chunk iterator
 close step), and the adapter builds a new ``aiohttp.ClientTimeout`` for every request. The clients read
 every body in full anyway (Altinn answers are JSON documents, at most one page of 1,000 events), so this
 transport reads it in one ``aiohttp`` call and returns an ``httpx.Response`` that already holds its
-content; httpx still decodes a compressed body as usual. Same connections, proxies, TLS, exception mapping
+content; a compressed body is handed over unread, for the client to decode with its size bound. Bodies
+over :data:`~.protocol.MAX_RESPONSE_BYTES` are refused before they are read whole. Same connections, proxies, TLS, exception mapping
 and timeouts as the adapter; only the body handling and the per-request allocations differ. A triggerer
 pays this per poll: see ``docs/performance.rst``.
 
@@ -21,24 +22,67 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientResponse, ClientSession, ClientTimeout
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
+
+from airflow_provider_altinn_events.client.protocol import MAX_RESPONSE_BYTES, response_too_large
 
 __all__ = ["AltinnAiohttpTransport"]
 
 _HTTP_1_1 = b"HTTP/1.1"
+_CHUNK = 64 * 1024
+#: compressed bodies go to httpx in pieces this small, so the client's bounded read stops a body that
+#: decompresses past the limit after at most about 8 MiB more (deflate expands by at most ~1,030 times)
+_COMPRESSED_CHUNK = 8 * 1024
+
+
+class _Pieces(httpx.AsyncByteStream):
+    """A compressed body already received, handed to httpx in pieces: httpx decodes it while the client
+    reads it with a bound, instead of all at once when the response is built."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self) -> Any:
+        body = self._body
+        for start in range(0, len(body), _COMPRESSED_CHUNK):
+            yield body[start : start + _COMPRESSED_CHUNK]
+
+
+async def _read_at_most(answer: ClientResponse, request: httpx.Request, limit: int) -> bytes:
+    """The body as sent (still compressed, if it is), refused past ``limit`` bytes before it is read whole."""
+    declared = answer.content_length
+    if declared is not None:
+        if declared > limit:
+            raise response_too_large(request, limit, declared)
+        body: bytes = await answer.read()  # one call (the poll hot path); aiohttp stops at Content-Length
+        return body
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in answer.content.iter_chunked(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise response_too_large(request, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_aiohttp is not type-checked here
     """``AiohttpTransport`` that returns responses with their body already read (see the module text).
 
     Requests it does not specialise (a streamed body, a proxy, an SNI override) go to the parent class.
+
+    :param max_body_bytes: the largest body it reads (:data:`.protocol.MAX_RESPONSE_BYTES`): a larger
+        ``Content-Length`` is refused before reading, a body without one when it passes the limit
+        (``AltinnPayloadError``). A compressed body is handed over unread for the client to decode with the
+        same bound.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, max_body_bytes: int = MAX_RESPONSE_BYTES, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._timeouts: dict[tuple[Any, Any, Any], ClientTimeout] = {}
+        self._max_body_bytes = max_body_bytes
 
     async def _adapter(self, request: httpx.Request) -> httpx.Response:
         response: httpx.Response = await super().handle_async_request(request)
@@ -75,10 +119,18 @@ class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_a
                 compress=False,
                 timeout=self._timeout(request),
             ) as answer:
-                body = await answer.read()
+                body = await _read_at_most(answer, request, self._max_body_bytes)
         extensions: dict[str, Any] = {"http_version": _HTTP_1_1}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode()
+        if answer.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
+            return httpx.Response(
+                status_code=answer.status,
+                headers=answer.raw_headers,
+                stream=_Pieces(body),
+                request=request,
+                extensions=extensions,
+            )
         return httpx.Response(
             status_code=answer.status,
             headers=answer.raw_headers,
