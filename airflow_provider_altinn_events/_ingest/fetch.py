@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from airflow_provider_altinn_events._ingest.state import Filters
+from airflow_provider_altinn_events._ingest.state import RECENT_LIMIT, CursorContext, Filters
 from airflow_provider_altinn_events.client.matching import SEEK_PAGE_SIZE, EventFilter, PollState, poll_step
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
 
@@ -48,8 +48,8 @@ class FetchRange:
     """Which events to fetch.
 
     :param after: start after this event id (``"0"``: from the oldest retained event).
-    :param held: ``(id, source)`` of events after ``after`` that are already written (the cursor was held
-        before an id that several events share); dropped when the service serves them again.
+    :param context: what the previous run knew around ``after`` (held and recent events, the cursor's
+        source); see :class:`.state.CursorContext`.
     :param limit: fetch at most this many events (``None``: until the service has no more).
     :param stop_at: stop after the event with this id (a rerun re-reads exactly its recorded range), and
         with this source when ``stop_at_source`` is given.
@@ -58,7 +58,7 @@ class FetchRange:
     after: str
     limit: int | None = None
     stop_at: str | None = None
-    held: tuple[Pair, ...] = ()
+    context: CursorContext = field(default_factory=CursorContext)
     stop_at_source: str | None = None
 
 
@@ -68,31 +68,45 @@ class FetchedPage:
 
     :param events: the new events, in the service's order.
     :param after: the cursor after all of them (never an id that several events share).
-    :param held: ``(id, source)`` of the events after ``after`` that are handled (the next run drops them).
+    :param context: what the next run needs to know around ``after`` (:class:`.state.CursorContext`).
     """
 
     events: tuple[CloudEvent, ...]
     after: str
-    held: tuple[Pair, ...]
+    context: CursorContext
     next_url: str | None = None
     _start: PollState | None = field(default=None, repr=False, compare=False)
     _served: tuple[CloudEvent, ...] = field(default=(), repr=False, compare=False)
     _filter: EventFilter | None = field(default=None, repr=False, compare=False)
 
-    def cursor_after(self, count: int) -> tuple[str, tuple[Pair, ...]]:
-        """``(after, held)`` once the first ``count`` events are written (the commit at a file boundary): the
-        poll step replayed on the page as served up to that event, so the same cursor rules hold."""
+    def cursor_after(self, count: int) -> tuple[str, CursorContext]:
+        """``(after, context)`` once the first ``count`` events are written (the commit at a file boundary):
+        the poll step replayed on the page as served up to that event, so the same cursor rules hold."""
         if count >= len(self.events) or self._start is None or self._filter is None:
-            return self.after, self.held
+            return self.after, self.context
         last = self.events[count - 1]
         index = next(i for i, event in enumerate(self._served) if event is last)
         head = self._served[: index + 1]
         state = poll_step(self._start, EventPage(events=head, after=last.id), self._filter).state
-        return state.after, _held(head, state.behind)
+        return state.after, _context(state, head)
 
 
-def _held(served: Sequence[CloudEvent], behind: int) -> tuple[Pair, ...]:
-    return tuple((event.id, event.source) for event in served[len(served) - behind :]) if behind else ()
+def _context(state: PollState, served: Sequence[CloudEvent]) -> CursorContext:
+    held = tuple((e.id, e.source) for e in served[len(served) - state.behind :]) if state.behind else ()
+    return CursorContext(source=state.after_source, held=held, recent=state.seen[-RECENT_LIMIT:])
+
+
+def _start_state(after: str, context: CursorContext) -> PollState:
+    """The poll state a run starts in: held events stand past the cursor because their ids are shared, so
+    those ids are never a cursor either; recent and held events are dropped when served again."""
+    shared = tuple(dict.fromkeys(event_id for event_id, _ in context.held))
+    return PollState(
+        after=after,
+        after_source=context.source,
+        seen=tuple(dict.fromkeys(context.recent + context.held)),
+        behind=len(context.held),
+        ambiguous=shared,
+    )
 
 
 class PagePrefetcher:
@@ -196,9 +210,7 @@ class PagePrefetcher:
         fetch = self._range
         remaining, stop_at = fetch.limit, fetch.stop_at
         event_filter = EventFilter(resource=self._resource)
-        # held events stand past the cursor because their ids are shared: never a cursor either
-        shared = tuple(dict.fromkeys(event_id for event_id, _ in fetch.held))
-        state = PollState(after=fetch.after, seen=fetch.held, behind=len(fetch.held), ambiguous=shared)
+        state = _start_state(fetch.after, fetch.context)
         while not self._stop.is_set():
             size = self._page_size if remaining is None else min(self._page_size, remaining)
             if size <= 0:
@@ -233,7 +245,7 @@ class PagePrefetcher:
                 yield FetchedPage(
                     events=new,
                     after=state.after,
-                    held=_held(served, state.behind),
+                    context=_context(state, served),
                     next_url=page.next_url,
                     _start=start,
                     _served=served,

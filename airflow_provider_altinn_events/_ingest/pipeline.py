@@ -38,7 +38,7 @@ from airflow_provider_altinn_events._ingest.folder import ResourceFolder
 from airflow_provider_altinn_events._ingest.layout import MANIFEST_NAME, part_name
 from airflow_provider_altinn_events._ingest.ndjson import NdjsonPart, encode_events
 from airflow_provider_altinn_events._ingest.spec import IngestMode, IngestResult, IngestSpec
-from airflow_provider_altinn_events._ingest.state import CursorFile, RunRecord, RunState
+from airflow_provider_altinn_events._ingest.state import CursorContext, CursorFile, RunRecord, RunState
 from airflow_provider_altinn_events._ingest.storage import Storage
 from airflow_provider_altinn_events.client.models import CloudEvent
 
@@ -172,7 +172,7 @@ class _Ingestion:
         record = cursor.run
         limit = None if record.max_events is None else max(0, record.max_events - record.fetched)
         return _Plan(
-            IngestMode.RESUME, record, FetchRange(after=cursor.after, limit=limit, held=record.end_held)
+            IngestMode.RESUME, record, FetchRange(after=cursor.after, limit=limit, context=record.end_context)
         )
 
     def _plan_rerun(self, manifest: RunRecord) -> _Plan:
@@ -184,17 +184,18 @@ class _Ingestion:
             compression=manifest.compression,
             events_per_file=manifest.events_per_file,
             max_events=manifest.max_events,
-            start_held=manifest.start_held,
-            end_held=manifest.start_held,
+            start_context=manifest.start_context,
+            end_context=manifest.start_context,
         )
         # the run's last event: the last one held past its cursor, else the event at the cursor
-        stop_at, stop_source = manifest.end_held[-1] if manifest.end_held else (manifest.end_after, None)
+        held = manifest.end_context.held
+        stop_at, stop_source = held[-1] if held else (manifest.end_after, manifest.end_context.source)
         return _Plan(
             IngestMode.RERUN,
             record,
             FetchRange(
                 after=manifest.start_after,
-                held=manifest.start_held,
+                context=manifest.start_context,
                 limit=manifest.fetched,
                 stop_at=stop_at if manifest.fetched else None,
                 stop_at_source=stop_source,
@@ -204,7 +205,12 @@ class _Ingestion:
 
     def _plan_new(self, cursor: CursorFile | None) -> _Plan:
         start = cursor.after if cursor is not None else self.spec.start_after
-        held = cursor.run.end_held if cursor is not None and cursor.after == cursor.run.end_after else ()
+        # a hand-edited `after` makes what the last run knew around its cursor meaningless
+        context = (
+            cursor.run.end_context
+            if cursor is not None and cursor.after == cursor.run.end_after
+            else CursorContext()
+        )
         record = RunRecord(
             run_id=self.run_id,
             state=RunState.RUNNING,
@@ -213,19 +219,21 @@ class _Ingestion:
             compression=self.spec.compression,
             events_per_file=self.spec.events_per_file,
             max_events=self.spec.max_events,
-            start_held=held,
-            end_held=held,
+            start_context=context,
+            end_context=context,
         )
         # The claim: from here on, if this run dies, the next run knows whose files to tidy up.
         self.folder.commit_cursor(record)
         self.trace("claimed")
-        return _Plan(IngestMode.NEW, record, FetchRange(after=start, limit=self.spec.max_events, held=held))
+        return _Plan(
+            IngestMode.NEW, record, FetchRange(after=start, limit=self.spec.max_events, context=context)
+        )
 
     # -- streaming ----------------------------------------------------------------------------------
 
     def _stream(self, plan: _Plan) -> RunRecord:
         """Fetch, dedupe, write and commit file by file; returns the run's final record."""
-        progress = _Progress(plan.record, plan.fetch.after, plan.fetch.held)
+        progress = _Progress(plan.record, plan.fetch.after, plan.fetch.context)
         per_file = plan.record.events_per_file
         seen = RecentIds(self.spec.dedupe_window)
         part: NdjsonPart | None = None
@@ -262,10 +270,10 @@ class _Ingestion:
                     self.trace("part-committed")
                     if plan.mode is not IngestMode.RERUN:
                         last = done - 1 if fresh is None else fresh[done - 1]  # its position in the page
-                        after, held = page.cursor_after(last + 1)
-                        self.folder.commit_cursor(progress.record(last + 1, done, after, held))
+                        after, context = page.cursor_after(last + 1)
+                        self.folder.commit_cursor(progress.record(last + 1, done, after, context))
                         self.trace("checkpoint")
-                progress.add_page(len(events), len(kept), page.after, page.held)
+                progress.add_page(len(events), len(kept), page.after, page.context)
                 self.trace("page-written")
                 now = time.monotonic()
                 if now >= next_log:
@@ -327,9 +335,9 @@ class _Ingestion:
 class _Progress:
     """The counters of a run while it streams; :meth:`record` turns them into what gets committed."""
 
-    def __init__(self, start: RunRecord, after: str, held: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, start: RunRecord, after: str, context: CursorContext) -> None:
         self.start = start
-        self.after, self.held = after, held
+        self.after, self.context = after, context
         self.count, self.duplicates, self.fetched, self.pages = (
             start.count,
             start.duplicates,
@@ -345,28 +353,28 @@ class _Progress:
             self.first_time = next((e.time for e in written if e.time is not None), None)
         self.last_time = next((e.time for e in reversed(written) if e.time is not None), self.last_time)
 
-    def add_page(self, fetched: int, written: int, after: str, held: tuple[tuple[str, str], ...]) -> None:
+    def add_page(self, fetched: int, written: int, after: str, context: CursorContext) -> None:
         self.pages += 1
         self.run_fetched += fetched
         self.fetched += fetched
         self.count += written
         self.duplicates += fetched - written
-        self.after, self.held = after, held
+        self.after, self.context = after, context
 
     def record(
         self,
         fetched: int = 0,
         written: int = 0,
         after: str | None = None,
-        held: tuple[tuple[str, str], ...] | None = None,
+        context: CursorContext | None = None,
         state: RunState = RunState.RUNNING,
     ) -> RunRecord:
         """The run record, including the first ``fetched`` events of the current page of which ``written``
-        were written, with the cursor ``after`` (and ``held``) the page has there."""
+        were written, with the cursor ``after`` (and its ``context``) the page has there."""
         return self.start.touched(
             state=state,
             end_after=self.after if after is None else after,
-            end_held=self.held if held is None else held,
+            end_context=self.context if context is None else context,
             count=self.count + written,
             duplicates=self.duplicates + fetched - written,
             fetched=self.fetched + fetched,

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_altinn_events._ingest import (
     Filters,
@@ -166,7 +169,7 @@ def test_events_that_share_an_id_are_all_written_once_over_runs(tmp_path: Path) 
     first = _run(source, tmp_path, "r1")
     assert first.count == 24
     assert first.after == events[22]["id"]  # not the shared id of the last event
-    assert cursor(tmp_path / RES)["run"]["end_held"] == [[events[23]["id"], events[23]["source"]]]
+    assert cursor(tmp_path / RES)["run"]["end_context"]["held"] == [[events[23]["id"], events[23]["source"]]]
     again = _run(source, tmp_path, "r2")  # nothing new: the held event is served again and dropped
     assert again.count == 0 and len(source.calls) <= 6
     source.add(make_events(3, start=24))
@@ -345,3 +348,48 @@ def test_helpers_see_every_run(tmp_path: Path) -> None:
     source = FakeAltinn(make_events(5))
     _run(source, tmp_path, "a")
     assert [p.name for p in run_folders(tmp_path / RES)] == ["run=a"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    page_size=st.integers(1, 4),
+    events_per_file=st.integers(1, 5),
+)
+def test_shared_ids_every_event_written_once_whatever_the_pages_and_runs(
+    data: st.DataObject, page_size: int, events_per_file: int
+) -> None:
+    # random logs where ids repeat across sources, read by several runs (each bounded by max_events) while
+    # events keep arriving: every (id, source) is written exactly once, and a run that finds nothing ends
+    ids = st.sampled_from(["a", "b", "c", "d"])
+    sources = st.sampled_from(["https://s/1", "https://s/2", "https://s/3"])
+    taken: set[tuple[str, str]] = set()
+    source = FakeAltinn()
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp)
+        for run in range(data.draw(st.integers(1, 5))):
+            batch = []
+            for event_id, src in data.draw(st.lists(st.tuples(ids, sources), max_size=6)):
+                if (event_id, src) not in taken:
+                    taken.add((event_id, src))
+                    event = make_events(1, start=len(source.events) + len(batch))[0]
+                    batch.append({**event, "id": event_id, "source": src})
+            source.add(batch)
+            limit = data.draw(st.none() | st.integers(1, 6))
+            while True:
+                calls = len(source.calls)
+                result = _run(
+                    source,
+                    dest,
+                    f"r{run}-{calls}",
+                    page_size=page_size,
+                    events_per_file=events_per_file,
+                    max_events=limit,
+                )
+                assert len(source.calls) - calls <= 2 * len(source.events) + 2  # no spinning
+                if not result.count:
+                    break
+        written = _pairs_written(dest / RES)
+        assert sorted(written) == sorted(taken)
+        assert len(written) == len(set(written))
+        check_consistent(dest / RES)
