@@ -1,21 +1,23 @@
-"""Drop events whose id this run has already written, in memory that does not grow with the run.
+"""Drop events this run has already written, in memory that does not grow with the run.
 
-Altinn delivers at least once, and its duplicates arrive close together (a page fetched twice, an event
-registered twice). Remembering every id of a run of millions would make memory grow with the run, so the
-window keeps the most recent ``capacity`` ids (100,000 ids cost about 12 MB). A duplicate further back than
-that is written again; the manifest's count of dropped duplicates is exact for what the window saw.
+An event is its ``(id, source)`` pair: Altinn keys events by both, so two sources may publish the same id and
+both events must be written. Altinn delivers at least once, and its duplicates arrive close together (a page
+fetched twice, an event registered twice). Remembering every event of a run of millions would make memory
+grow with the run, so the window keeps the most recent ``capacity`` keys (100,000 cost about 20 MB). A
+duplicate further back than that is written again; the manifest's count of dropped duplicates is exact for
+what the window saw.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 __all__ = ["RecentIds"]
 
 
 class RecentIds:
-    """A set of the last ``capacity`` distinct ids seen, oldest forgotten first.
+    """A set of the last ``capacity`` distinct keys seen (``(id, source)`` pairs), oldest forgotten first.
 
     :param capacity: how many ids to remember; ``0`` turns deduplication off.
     """
@@ -26,8 +28,8 @@ class RecentIds:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self._capacity = capacity
-        self._ids: set[str] = set()
-        self._order: deque[str] = deque()
+        self._ids: set[Hashable] = set()
+        self._order: deque[Hashable] = deque()
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -35,7 +37,7 @@ class RecentIds:
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._ids
 
-    def add_many(self, ids: Sequence[str]) -> list[int] | None:
+    def add_many(self, ids: Sequence[Hashable]) -> list[int] | None:
         """Remember ``ids`` (one page); returns the positions of those not seen before, or ``None`` if all
         of them are new (the common case, checked in bulk at C speed)."""
         if not self._capacity:
@@ -53,7 +55,7 @@ class RecentIds:
         for _ in range(len(order) - self._capacity):
             known.discard(order.popleft())
 
-    def add(self, event_id: str) -> bool:
+    def add(self, event_id: Hashable) -> bool:
         """Remember ``event_id``; returns ``False`` if it was already there (a duplicate)."""
         if event_id in self._ids:
             return False

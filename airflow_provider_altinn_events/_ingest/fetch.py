@@ -11,22 +11,21 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from airflow_provider_altinn_events._ingest.errors import IngestStateError
-from airflow_provider_altinn_events._ingest.state import Filters
-from airflow_provider_altinn_events.client.models import EventPage
+from airflow_provider_altinn_events._ingest.state import RECENT_LIMIT, CursorContext, Filters
+from airflow_provider_altinn_events.client.matching import SEEK_PAGE_SIZE, EventFilter, PollState, poll_step
+from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
 
-__all__ = ["FetchRange", "PagePrefetcher", "PageSource"]
+__all__ = ["FetchRange", "FetchedPage", "PagePrefetcher", "PageSource"]
 
 _END = object()
 _POLL_SECONDS = 0.2
 _CLOSE_WAIT_SECONDS = 5.0
-#: how many recent request cursors to remember to notice the service sending us backwards
-_CURSOR_MEMORY = 1024
+
+Pair = tuple[str, str]
 
 
 class PageSource(Protocol):
@@ -49,20 +48,73 @@ class FetchRange:
     """Which events to fetch.
 
     :param after: start after this event id (``"0"``: from the oldest retained event).
+    :param context: what the previous run knew around ``after`` (held and recent events, the cursor's
+        source); see :class:`.state.CursorContext`.
     :param limit: fetch at most this many events (``None``: until the service has no more).
-    :param stop_at: stop after the event with this id (a rerun re-reads exactly its recorded range).
+    :param stop_at: stop after the event with this id (a rerun re-reads exactly its recorded range), and
+        with this source when ``stop_at_source`` is given.
     """
 
     after: str
     limit: int | None = None
     stop_at: str | None = None
+    context: CursorContext = field(default_factory=CursorContext)
+    stop_at_source: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """A page as the pipeline sees it: only events not fetched before in this run, and where to resume.
+
+    :param events: the new events, in the service's order.
+    :param after: the cursor after all of them (never an id that several events share).
+    :param context: what the next run needs to know around ``after`` (:class:`.state.CursorContext`).
+    """
+
+    events: tuple[CloudEvent, ...]
+    after: str
+    context: CursorContext
+    next_url: str | None = None
+    _start: PollState | None = field(default=None, repr=False, compare=False)
+    _served: tuple[CloudEvent, ...] = field(default=(), repr=False, compare=False)
+    _filter: EventFilter | None = field(default=None, repr=False, compare=False)
+
+    def cursor_after(self, count: int) -> tuple[str, CursorContext]:
+        """``(after, context)`` once the first ``count`` events are written (the commit at a file boundary):
+        the poll step replayed on the page as served up to that event, so the same cursor rules hold."""
+        if count >= len(self.events) or self._start is None or self._filter is None:
+            return self.after, self.context
+        last = self.events[count - 1]
+        index = next(i for i, event in enumerate(self._served) if event is last)
+        head = self._served[: index + 1]
+        state = poll_step(self._start, EventPage(events=head, after=last.id), self._filter).state
+        return state.after, _context(state, head)
+
+
+def _context(state: PollState, served: Sequence[CloudEvent]) -> CursorContext:
+    held = tuple((e.id, e.source) for e in served[len(served) - state.behind :]) if state.behind else ()
+    return CursorContext(source=state.after_source, held=held, recent=state.seen[-RECENT_LIMIT:])
+
+
+def _start_state(after: str, context: CursorContext) -> PollState:
+    """The poll state a run starts in: held events stand past the cursor because their ids are shared, so
+    those ids are never a cursor either; recent and held events are dropped when served again."""
+    shared = tuple(dict.fromkeys(event_id for event_id, _ in context.held))
+    return PollState(
+        after=after,
+        after_source=context.source,
+        seen=tuple(dict.fromkeys(context.recent + context.held)),
+        behind=len(context.held),
+        ambiguous=shared,
+    )
 
 
 class PagePrefetcher:
     """Iterate over the pages of ``fetch_range``, fetched by a background thread.
 
-    Pages come out trimmed to the range (never past ``limit`` or ``stop_at``), each with ``after`` set to
-    the id of its last event. Iteration ends at the first empty page (Altinn has nothing newer). An error
+    Pages come out trimmed to the range (never past ``limit`` or ``stop_at``) as :class:`FetchedPage`: only
+    events not fetched before, ``after`` where to resume. Iteration ends at the first page that brings nothing
+    new (empty, or only events served again: Altinn has nothing newer). An error
     in the thread (after the client's own retries) is raised from the iteration; leaving the iteration
     early stops the thread.
 
@@ -94,7 +146,7 @@ class PagePrefetcher:
         #: seconds the consumer spent waiting for a page (how much fetching was *not* hidden)
         self.wait_seconds = 0.0
 
-    def __iter__(self) -> Iterator[EventPage]:
+    def __iter__(self) -> Iterator[FetchedPage]:
         if self._thread is not None:
             raise RuntimeError("a PagePrefetcher iterates once")
         self._thread = threading.Thread(target=self._produce, name="altinn-ingest-fetch", daemon=True)
@@ -108,7 +160,7 @@ class PagePrefetcher:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                assert isinstance(item, EventPage)
+                assert isinstance(item, FetchedPage)
                 yield item
         finally:
             self.close()
@@ -151,44 +203,55 @@ class PagePrefetcher:
         except BaseException as error:  # handed to the consumer, which raises it in the task
             self._put(error)
 
-    def _pages(self) -> Iterator[EventPage]:
-        after = self._range.after
-        remaining = self._range.limit
-        stop_at = self._range.stop_at
-        recent: deque[str] = deque(maxlen=_CURSOR_MEMORY)
+    def _pages(self) -> Iterator[FetchedPage]:
+        """Pages by the poll step's rules (``client/matching.py``): Altinn keys events by ``(id, source)`` and
+        resumes ``after=<id>`` after the *first* event with that id, so events it serves again are dropped,
+        the cursor is never a shared id, and a page that brings nothing new ends the run (caught up)."""
+        fetch = self._range
+        remaining, stop_at = fetch.limit, fetch.stop_at
+        event_filter = EventFilter(resource=self._resource)
+        state = _start_state(fetch.after, fetch.context)
         while not self._stop.is_set():
             size = self._page_size if remaining is None else min(self._page_size, remaining)
             if size <= 0:
                 return
             page = self._source.list_events(
                 resource=self._resource,
-                after=after,
+                after=state.after,
                 types=list(self._filters.types) or None,
                 subject=self._filters.subject,
                 alternative_subject=self._filters.alternative_subject,
-                size=size,
+                size=min(SEEK_PAGE_SIZE, size + state.behind),  # held events come first: room for new ones
             )
-            if page.is_empty:
+            step = poll_step(state, page, event_filter)
+            if step.at_end:
                 return
-            events = page.events
-            if remaining is not None and len(events) > remaining:
-                events = events[:remaining]
+            new = step.new_events
+            cut = remaining if remaining is not None and len(new) > remaining else len(new)
             finished = False
             if stop_at is not None:
-                for index, event in enumerate(events):
-                    if event.id == stop_at:
-                        events, finished = events[: index + 1], True
+                for index, event in enumerate(new[:cut]):
+                    if event.id == stop_at and fetch.stop_at_source in (None, event.source):
+                        cut, finished = index + 1, True
                         break
-            recent.append(after)
-            next_after = events[-1].id
-            if next_after in recent:
-                raise IngestStateError(
-                    f"Altinn answered after={after!r} with a page ending at event {next_after!r}, which this run "
-                    "already paged past: two events share that id, and paging by it would loop forever"
+            served = page.events
+            if cut < len(new):
+                last = new[cut - 1]
+                served = served[: next(i for i, event in enumerate(served) if event is last) + 1]
+                step = poll_step(state, EventPage(events=served, after=last.id), event_filter)
+                new = step.new_events
+            start, state = state, step.state.handed_over()
+            if new:
+                yield FetchedPage(
+                    events=new,
+                    after=state.after,
+                    context=_context(state, served),
+                    next_url=page.next_url,
+                    _start=start,
+                    _served=served,
+                    _filter=event_filter,
                 )
-            yield EventPage(events=events, after=next_after, next_url=page.next_url)
-            after = next_after
             if remaining is not None:
-                remaining -= len(events)
+                remaining -= len(new)
             if finished:
                 return

@@ -38,7 +38,7 @@ from airflow_provider_altinn_events._ingest.folder import ResourceFolder
 from airflow_provider_altinn_events._ingest.layout import MANIFEST_NAME, part_name
 from airflow_provider_altinn_events._ingest.ndjson import NdjsonPart, encode_events
 from airflow_provider_altinn_events._ingest.spec import IngestMode, IngestResult, IngestSpec
-from airflow_provider_altinn_events._ingest.state import CursorFile, RunRecord, RunState
+from airflow_provider_altinn_events._ingest.state import CursorContext, CursorFile, RunRecord, RunState
 from airflow_provider_altinn_events._ingest.storage import Storage
 from airflow_provider_altinn_events.client.models import CloudEvent
 
@@ -52,6 +52,7 @@ class _Plan:
     mode: IngestMode
     record: RunRecord
     fetch: FetchRange
+    expected_after: str | None = None  # a rerun: where the run first ended
 
 
 def run_ingest(
@@ -170,7 +171,9 @@ class _Ingestion:
     def _plan_resume(self, cursor: CursorFile) -> _Plan:
         record = cursor.run
         limit = None if record.max_events is None else max(0, record.max_events - record.fetched)
-        return _Plan(IngestMode.RESUME, record, FetchRange(after=cursor.after, limit=limit))
+        return _Plan(
+            IngestMode.RESUME, record, FetchRange(after=cursor.after, limit=limit, context=record.end_context)
+        )
 
     def _plan_rerun(self, manifest: RunRecord) -> _Plan:
         record = RunRecord(
@@ -181,16 +184,33 @@ class _Ingestion:
             compression=manifest.compression,
             events_per_file=manifest.events_per_file,
             max_events=manifest.max_events,
+            start_context=manifest.start_context,
+            end_context=manifest.start_context,
         )
-        stop_at = manifest.end_after if manifest.fetched else None
+        # the run's last event: the last one held past its cursor, else the event at the cursor
+        held = manifest.end_context.held
+        stop_at, stop_source = held[-1] if held else (manifest.end_after, manifest.end_context.source)
         return _Plan(
             IngestMode.RERUN,
             record,
-            FetchRange(after=manifest.start_after, limit=manifest.fetched, stop_at=stop_at),
+            FetchRange(
+                after=manifest.start_after,
+                context=manifest.start_context,
+                limit=manifest.fetched,
+                stop_at=stop_at if manifest.fetched else None,
+                stop_at_source=stop_source,
+            ),
+            expected_after=manifest.end_after,
         )
 
     def _plan_new(self, cursor: CursorFile | None) -> _Plan:
         start = cursor.after if cursor is not None else self.spec.start_after
+        # a hand-edited `after` makes what the last run knew around its cursor meaningless
+        context = (
+            cursor.run.end_context
+            if cursor is not None and cursor.after == cursor.run.end_after
+            else CursorContext()
+        )
         record = RunRecord(
             run_id=self.run_id,
             state=RunState.RUNNING,
@@ -199,17 +219,21 @@ class _Ingestion:
             compression=self.spec.compression,
             events_per_file=self.spec.events_per_file,
             max_events=self.spec.max_events,
+            start_context=context,
+            end_context=context,
         )
         # The claim: from here on, if this run dies, the next run knows whose files to tidy up.
         self.folder.commit_cursor(record)
         self.trace("claimed")
-        return _Plan(IngestMode.NEW, record, FetchRange(after=start, limit=self.spec.max_events))
+        return _Plan(
+            IngestMode.NEW, record, FetchRange(after=start, limit=self.spec.max_events, context=context)
+        )
 
     # -- streaming ----------------------------------------------------------------------------------
 
     def _stream(self, plan: _Plan) -> RunRecord:
         """Fetch, dedupe, write and commit file by file; returns the run's final record."""
-        progress = _Progress(plan.record, plan.fetch.after)
+        progress = _Progress(plan.record, plan.fetch.after, plan.fetch.context)
         per_file = plan.record.events_per_file
         seen = RecentIds(self.spec.dedupe_window)
         part: NdjsonPart | None = None
@@ -228,8 +252,8 @@ class _Ingestion:
                     raise IngestCancelledError(f"ingestion of {self.spec.resource} cancelled")
                 self.trace("page")
                 events = page.events
-                ids = [event.id for event in events]
-                fresh = seen.add_many(ids)  # positions of first-seen events; None: all of them
+                keys = [(event.id, event.source) for event in events]  # Altinn's key for an event
+                fresh = seen.add_many(keys)  # positions of first-seen events; None: all of them
                 kept = events if fresh is None else [events[i] for i in fresh]
                 done = 0  # how many of ``kept`` are written
                 while done < len(kept):
@@ -246,9 +270,10 @@ class _Ingestion:
                     self.trace("part-committed")
                     if plan.mode is not IngestMode.RERUN:
                         last = done - 1 if fresh is None else fresh[done - 1]  # its position in the page
-                        self.folder.commit_cursor(progress.record(ids[: last + 1], written=done))
+                        after, context = page.cursor_after(last + 1)
+                        self.folder.commit_cursor(progress.record(last + 1, done, after, context))
                         self.trace("checkpoint")
-                progress.add_page(ids, written=len(kept))
+                progress.add_page(len(events), len(kept), page.after, page.context)
                 self.trace("page-written")
                 now = time.monotonic()
                 if now >= next_log:
@@ -275,7 +300,7 @@ class _Ingestion:
         self.trace("stale-removed")
         final = progress.record(state=RunState.COMPLETE)
         if plan.mode is IngestMode.RERUN:
-            expected = plan.fetch.stop_at or plan.fetch.after
+            expected = plan.expected_after or plan.fetch.after
             if final.end_after != expected:
                 self.log.warning(
                     "Rerun of %s ended at after=%s, but the run first ended at after=%s "
@@ -310,9 +335,9 @@ class _Ingestion:
 class _Progress:
     """The counters of a run while it streams; :meth:`record` turns them into what gets committed."""
 
-    def __init__(self, start: RunRecord, after: str) -> None:
+    def __init__(self, start: RunRecord, after: str, context: CursorContext) -> None:
         self.start = start
-        self.after = after
+        self.after, self.context = after, context
         self.count, self.duplicates, self.fetched, self.pages = (
             start.count,
             start.duplicates,
@@ -328,25 +353,32 @@ class _Progress:
             self.first_time = next((e.time for e in written if e.time is not None), None)
         self.last_time = next((e.time for e in reversed(written) if e.time is not None), self.last_time)
 
-    def add_page(self, ids: Sequence[str], written: int) -> None:
+    def add_page(self, fetched: int, written: int, after: str, context: CursorContext) -> None:
         self.pages += 1
-        self.run_fetched += len(ids)
-        self.fetched += len(ids)
+        self.run_fetched += fetched
+        self.fetched += fetched
         self.count += written
-        self.duplicates += len(ids) - written
-        self.after = ids[-1]
+        self.duplicates += fetched - written
+        self.after, self.context = after, context
 
     def record(
-        self, ids: Sequence[str] = (), written: int = 0, state: RunState = RunState.RUNNING
+        self,
+        fetched: int = 0,
+        written: int = 0,
+        after: str | None = None,
+        context: CursorContext | None = None,
+        state: RunState = RunState.RUNNING,
     ) -> RunRecord:
-        """The run record, including the first ``ids`` of the current page of which ``written`` were written."""
+        """The run record, including the first ``fetched`` events of the current page of which ``written``
+        were written, with the cursor ``after`` (and its ``context``) the page has there."""
         return self.start.touched(
             state=state,
-            end_after=ids[-1] if ids else self.after,
+            end_after=self.after if after is None else after,
+            end_context=self.context if context is None else context,
             count=self.count + written,
-            duplicates=self.duplicates + len(ids) - written,
-            fetched=self.fetched + len(ids),
-            pages=self.pages + (1 if ids else 0),
+            duplicates=self.duplicates + fetched - written,
+            fetched=self.fetched + fetched,
+            pages=self.pages + (1 if fetched else 0),
             files=tuple(self.files),
             first_event_time=self.first_time,
             last_event_time=self.last_time,

@@ -18,7 +18,17 @@ from typing import Any
 
 from airflow_provider_altinn_events._ingest.errors import IngestStateError
 
-__all__ = ["FORMAT_VERSION", "CursorFile", "Filters", "PartFile", "RunRecord", "RunState", "utc_now"]
+__all__ = [
+    "FORMAT_VERSION",
+    "RECENT_LIMIT",
+    "CursorContext",
+    "CursorFile",
+    "Filters",
+    "PartFile",
+    "RunRecord",
+    "RunState",
+    "utc_now",
+]
 
 FORMAT_VERSION = 1
 
@@ -86,13 +96,62 @@ class PartFile:
         )
 
 
+Pair = tuple[str, str]
+
+RECENT_LIMIT = 1000
+"""How many of the last events written a cursor remembers for the next run (``CursorContext.recent``)."""
+
+
+@dataclass(frozen=True)
+class CursorContext:
+    """What a run hands the next one besides ``after``, because Altinn keys events by ``(id, source)`` and
+    resumes ``after=<id>`` after the *first* event with that id (``docs/guides/ingestion.rst``).
+
+    :param source: the ``source`` of the event at ``after``: a page that contains that very event shows the
+        service resolved ``after`` to an earlier event with the same id, and all before it is dropped.
+    :param held: ``(id, source)`` of events after ``after`` that are already written (the cursor was held
+        before an id that several events share); dropped when the service serves them again.
+    :param recent: the last events written (at most :data:`RECENT_LIMIT`), so that events served again and
+        ids shared across a run boundary are recognised.
+    """
+
+    source: str | None = None
+    held: tuple[Pair, ...] = ()
+    recent: tuple[Pair, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.source or self.held or self.recent)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "held": [list(pair) for pair in self.held],
+            "recent": [list(pair) for pair in self.recent],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> CursorContext:
+        if raw is None:
+            return cls()
+        data = _mapping(raw, where)
+        return cls(
+            source=_opt_str(data, "source", where),
+            held=_pairs(data, "held", where),
+            recent=_pairs(data, "recent", where),
+        )
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """What one run did (so far). The cursor holds the latest run's; each manifest holds its own run's.
 
     :param run_id: the Airflow run id (or any id the caller uses for "the same run").
     :param start_after: the cursor the run started from; a rerun of the run starts here again.
-    :param end_after: the cursor after the last event the run committed.
+    :param end_after: the cursor after the last event the run committed: never an id that several events
+        share (Altinn resumes ``after=<id>`` after the first of them), so it may stand before the last events.
+    :param start_context: what the run knew at ``start_after`` about the events around it (see
+        :class:`CursorContext`); a rerun starts with it again.
+    :param end_context: the same at ``end_after``: the next run starts with it.
     :param count: events written; ``fetched`` counts duplicates too (``fetched = count + duplicates``).
     :param files: committed data files, in order.
     :param events_per_file: the run's file size, kept so a resumed or rerun run cuts files identically.
@@ -114,11 +173,19 @@ class RunRecord:
     max_events: int | None = None
     started_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
+    start_context: CursorContext = field(default_factory=lambda: CursorContext())
+    end_context: CursorContext = field(default_factory=lambda: CursorContext())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = self.state.value
         data["files"] = [asdict(part) for part in self.files]
+        for key in ("start_context", "end_context"):  # written only when needed: older readers see no change
+            context: CursorContext = getattr(self, key)
+            if context:
+                data[key] = context.to_dict()
+            else:
+                del data[key]
         return data
 
     @classmethod
@@ -152,6 +219,8 @@ class RunRecord:
             max_events=None if max_events is None else _int(data, "max_events", where, minimum=1),
             started_at=_str(data, "started_at", where),
             updated_at=_str(data, "updated_at", where),
+            start_context=CursorContext.from_dict(data.get("start_context"), f"{where} start_context"),
+            end_context=CursorContext.from_dict(data.get("end_context"), f"{where} end_context"),
         )
 
     def touched(self, **changes: Any) -> RunRecord:
@@ -232,6 +301,16 @@ def _str(data: Mapping[str, Any], key: str, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise IngestStateError(f"{where}: {key!r} must be a non-empty string")
     return value
+
+
+def _pairs(data: Mapping[str, Any], key: str, where: str) -> tuple[tuple[str, str], ...]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) and part for part in pair)
+        for pair in value
+    ):
+        raise IngestStateError(f"{where}: {key!r} must be a list of [id, source] pairs")
+    return tuple((pair[0], pair[1]) for pair in value)
 
 
 def _opt_str(data: Mapping[str, Any], key: str, where: str) -> str | None:

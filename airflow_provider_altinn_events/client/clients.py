@@ -25,10 +25,17 @@ from airflow_provider_altinn_events import __version__
 from airflow_provider_altinn_events.client import protocol as p
 from airflow_provider_altinn_events.client.auth import AltinnAuth
 from airflow_provider_altinn_events.client.errors import RedactingLogFilter
+from airflow_provider_altinn_events.client.matching import (
+    SEEK_PAGE_SIZE,
+    EventFilter,
+    PollState,
+    initial_state,
+    poll_step,
+)
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, Subscription, SubscriptionList
 from airflow_provider_altinn_events.client.retry import RetryPolicy
 from airflow_provider_altinn_events.client.settings import AltinnSettings
-from airflow_provider_altinn_events.exceptions import AltinnError, AltinnPayloadError
+from airflow_provider_altinn_events.exceptions import AltinnConfigError, AltinnError
 
 __all__ = ["AltinnEventsClient", "AsyncAltinnEventsClient"]
 
@@ -53,14 +60,36 @@ the publish operator's default concurrency."""
 POOL_LIMITS = httpx.Limits(max_connections=MAX_CONNECTIONS, keepalive_expiry=15.0)
 
 
+def _page_size(state: PollState, size: int) -> int:
+    """``size``, larger by the events held behind the cursor (they are served again first), or the largest page
+    while seeking ``"latest"``; never more than the service serves."""
+    if state.seeking:
+        return SEEK_PAGE_SIZE
+    return min(SEEK_PAGE_SIZE, size + state.behind) if state.behind else size
+
+
 class _ClientBase:
     """What both shells share: settings, auth, retry policy and the retry bookkeeping."""
 
     def __init__(
-        self, settings: AltinnSettings, retry: RetryPolicy | None, clock: Callable[[], float]
+        self,
+        settings: AltinnSettings,
+        retry: RetryPolicy | None,
+        clock: Callable[[], float],
+        max_response_bytes: int = p.MAX_RESPONSE_BYTES,
     ) -> None:
         if not isinstance(settings, AltinnSettings):
             raise TypeError(f"settings must be AltinnSettings, got {type(settings).__name__}")
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise AltinnConfigError(
+                f"max_response_bytes must be a positive number of bytes, got {max_response_bytes!r}",
+                field="max_response_bytes",
+            )
+        self.max_response_bytes = max_response_bytes
         self.settings = settings
         self.retry = retry if retry is not None else RetryPolicy()
         self.auth = AltinnAuth(settings, clock=clock)
@@ -99,11 +128,24 @@ class _ClientBase:
         return delay
 
     @staticmethod
-    def _check_page(page: EventPage, after: str) -> None:
-        if page.events and page.after == after:
-            raise AltinnPayloadError(
-                f"the events cursor did not advance past {after!r}; stopping to avoid a loop"
-            )
+    def _paging(resource: str, after: str) -> tuple[EventFilter, PollState]:
+        """The filter and state ``iter_pages`` walks with: the poll step's rules (``client/matching.py``), so
+        events that share an id are each yielded once and a page that brings nothing new ends the walk."""
+        return EventFilter(resource=resource), initial_state(after)
+
+    @staticmethod
+    def _advance(
+        state: PollState, page: EventPage, event_filter: EventFilter
+    ) -> tuple[PollState, EventPage | None, bool]:
+        """One page of ``iter_pages``: the next state, the page to yield (its new events, ``after`` the
+        cursor to resume from), and whether the walk is over (caught up)."""
+        step = poll_step(state, page, event_filter)
+        state = step.state.handed_over()
+        if step.at_end:
+            return state, None, True
+        if state.seeking or not step.new_events:
+            return state, None, False
+        return state, EventPage(events=step.new_events, after=state.after, next_url=page.next_url), False
 
 
 class AltinnEventsClient(_ClientBase):
@@ -113,6 +155,8 @@ class AltinnEventsClient(_ClientBase):
     :param transport: an ``httpx.BaseTransport`` to use instead of the network (e.g. ``httpx.MockTransport``).
     :param retry: the retry policy; :class:`RetryPolicy` defaults when ``None``.
     :param clock: wall clock for token expiry (tests inject a fake one).
+    :param max_response_bytes: the largest response body to read (:data:`.protocol.MAX_RESPONSE_BYTES`);
+        a larger one is refused with ``AltinnPayloadError`` before it is read whole.
 
     Thread-safe: one client (one connection pool, one token) can serve many threads.
     """
@@ -124,8 +168,9 @@ class AltinnEventsClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = p.MAX_RESPONSE_BYTES,
     ) -> None:
-        super().__init__(settings, retry, clock)
+        super().__init__(settings, retry, clock, max_response_bytes)
         self._http = httpx.Client(
             auth=self.auth,
             transport=transport,
@@ -188,7 +233,7 @@ class AltinnEventsClient(_ClientBase):
             alternative_subject=alternative_subject,
             size=size,
         )
-        return self._send(request, lambda response: p.parse_events_page(response, after=after))
+        return self._send(request, lambda response: p.parse_events_page(response, after=after, size=size))
 
     def iter_pages(
         self,
@@ -201,26 +246,34 @@ class AltinnEventsClient(_ClientBase):
         size: int = 50,
         max_pages: int | None = None,
     ) -> Iterator[EventPage]:
-        """Yield pages from ``after`` until (not including) the first empty page, or ``max_pages``.
+        """Yield pages from ``after`` until the service has nothing newer, or ``max_pages`` pages.
 
+        ``after`` is an event id, ``"0"`` (the start) or ``"latest"`` (only events that appear meanwhile). Altinn
+        keys events by ``(id, source)`` and resumes ``after=<id>`` after the first event with that id, so the
+        pages follow the poll step's rules (``docs/guides/client.rst``): a yielded page holds only events not
+        yielded before, its ``after`` is where to resume (never an id that several events share), and a page
+        that brings nothing new ends the walk as an empty page does.
+
+        :raises AltinnConfigError: ``after`` is empty or a rendered ``None``.
         :raises AltinnError: as :meth:`list_events`, from the page that failed.
         """
+        event_filter, state = self._paging(resource, after)
         pages = 0
         while max_pages is None or pages < max_pages:
             page = self.list_events(
                 resource=resource,
-                after=after,
+                after=state.after,
                 types=types,
                 subject=subject,
                 alternative_subject=alternative_subject,
-                size=size,
+                size=_page_size(state, size),
             )
-            if page.is_empty:
+            state, new, caught_up = self._advance(state, page, event_filter)
+            if caught_up:
                 return
-            self._check_page(page, after)
-            yield page
-            pages += 1
-            after = page.after
+            if new is not None:
+                yield new
+                pages += 1
 
     def iter_events(
         self,
@@ -280,7 +333,9 @@ class AltinnEventsClient(_ClientBase):
             types=types,
             size=size,
         )
-        return self._send(request, lambda response: p.parse_events_page(response, after=after or ""))
+        return self._send(
+            request, lambda response: p.parse_events_page(response, after=after or "", size=size)
+        )
 
     def create_subscription(
         self,
@@ -346,7 +401,11 @@ class AltinnEventsClient(_ClientBase):
         while True:
             try:
                 try:
-                    response = self._http.send(request)
+                    response = self._http.send(request, stream=True)
+                    try:
+                        self._read_bounded(request, response)
+                    finally:
+                        response.close()
                 except httpx.RequestError as exc:
                     raise p.error_from_transport(exc, self.settings) from exc
                 logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
@@ -358,6 +417,27 @@ class AltinnEventsClient(_ClientBase):
             time.sleep(delay)
             attempt += 1
 
+    def _read_bounded(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Read the body of a streamed response, refusing it as soon as it passes ``max_response_bytes``
+        (decompressed), or at once when ``Content-Length`` says it will."""
+        limit = self.max_response_bytes
+        declared = _declared_length(response)
+        if declared is not None and declared > limit:
+            raise p.response_too_large(request, limit, declared)
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > limit:
+                raise p.response_too_large(request, limit, declared)
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what Response.read() sets; the body is read once
+
+
+def _declared_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
 
 class AsyncAltinnEventsClient(_ClientBase):
     """Asynchronous client for the Altinn Events API (triggers, async tasks): the mirror of the sync one.
@@ -366,6 +446,7 @@ class AsyncAltinnEventsClient(_ClientBase):
         :class:`~.transport.AltinnAiohttpTransport`, which reads each answer whole), costing a fraction of
         httpx's native async transport per request (docs/performance.rst, "http-stack"), with at most
         :data:`MAX_CONNECTIONS` connections.
+    :param max_response_bytes: as for :class:`AltinnEventsClient` (the default transport stops reading at it).
 
     Use it from one event loop; share one per connection in a process rather than one per task.
     """
@@ -377,12 +458,13 @@ class AsyncAltinnEventsClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = p.MAX_RESPONSE_BYTES,
     ) -> None:
-        super().__init__(settings, retry, clock)
+        super().__init__(settings, retry, clock, max_response_bytes)
         if transport is None:
             from airflow_provider_altinn_events.client.transport import AltinnAiohttpTransport
 
-            transport = AltinnAiohttpTransport(limits=POOL_LIMITS)
+            transport = AltinnAiohttpTransport(limits=POOL_LIMITS, max_body_bytes=max_response_bytes)
         self._transport = transport
         self._http = httpx.AsyncClient(
             auth=self.auth,
@@ -442,7 +524,9 @@ class AsyncAltinnEventsClient(_ClientBase):
             alternative_subject=alternative_subject,
             size=size,
         )
-        return await self._send(request, lambda response: p.parse_events_page(response, after=after))
+        return await self._send(
+            request, lambda response: p.parse_events_page(response, after=after, size=size)
+        )
 
     async def iter_pages(
         self,
@@ -459,22 +543,23 @@ class AsyncAltinnEventsClient(_ClientBase):
 
         :raises AltinnError: as :meth:`list_events`.
         """
+        event_filter, state = self._paging(resource, after)
         pages = 0
         while max_pages is None or pages < max_pages:
             page = await self.list_events(
                 resource=resource,
-                after=after,
+                after=state.after,
                 types=types,
                 subject=subject,
                 alternative_subject=alternative_subject,
-                size=size,
+                size=_page_size(state, size),
             )
-            if page.is_empty:
+            state, new, caught_up = self._advance(state, page, event_filter)
+            if caught_up:
                 return
-            self._check_page(page, after)
-            yield page
-            pages += 1
-            after = page.after
+            if new is not None:
+                yield new
+                pages += 1
 
     async def iter_events(
         self,
@@ -534,7 +619,9 @@ class AsyncAltinnEventsClient(_ClientBase):
             types=types,
             size=size,
         )
-        return await self._send(request, lambda response: p.parse_events_page(response, after=after or ""))
+        return await self._send(
+            request, lambda response: p.parse_events_page(response, after=after or "", size=size)
+        )
 
     async def create_subscription(
         self,
@@ -619,7 +706,7 @@ class AsyncAltinnEventsClient(_ClientBase):
         """
         token = self.auth.authorize_if_fresh(request) if not self._http.is_closed else None
         if token is None:
-            return await self._http.send(request)
+            return await self._read_bounded(request, await self._http.send(request, stream=True))
         if "timeout" not in request.extensions:
             request.extensions = {**request.extensions, "timeout": self._timeout}
         try:
@@ -628,11 +715,34 @@ class AsyncAltinnEventsClient(_ClientBase):
             exc.request = request  # as AsyncClient does, so the error names the URL (and the token step)
             raise
         response.request = request
-        try:
-            await response.aread()
-        except BaseException:
-            await response.aclose()
-            raise
+        await self._read_bounded(request, response)
         if response.status_code == 401 and self.auth.can_refresh:
-            return await self._http.send(request, auth=self.auth.after_401(token))
+            return await self._read_bounded(
+                request, await self._http.send(request, auth=self.auth.after_401(token), stream=True)
+            )
         return response
+
+    async def _read_bounded(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        """The response with its body read, refused past ``max_response_bytes`` (decompressed). The default
+        transport already stopped reading a body over the limit and hands plain bodies over read; a
+        compressed one, or any body from another transport, is read here in chunks up to the limit."""
+        limit = self.max_response_bytes
+        try:
+            if hasattr(response, "_content"):  # read by the transport
+                if len(response.content) > limit:
+                    raise p.response_too_large(request, limit, len(response.content))
+                return response
+            declared = _declared_length(response)
+            if declared is not None and declared > limit:
+                raise p.response_too_large(request, limit, declared)
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > limit:
+                    raise p.response_too_large(request, limit, declared)
+                chunks.append(chunk)
+            response._content = b"".join(chunks)  # what Response.aread() sets; the body is read once
+            return response
+        finally:
+            await response.aclose()

@@ -13,7 +13,10 @@ Paging rules it follows (docs/contract.rst, "contract-paging"):
 * ``after="latest"`` means "only events that appear from now on": the first pages are read to the end once,
   only to move the cursor, without matching anything. The service applies its own filters (resource, types,
   subject) while we seek, so this costs one request per 1000 retained events that pass them.
-* Delivery is at least once, so an id seen before in the same wait is dropped (:data:`SEEN_IDS_LIMIT`).
+* Altinn keys events by ``(id, source)``, and ``after=<id>`` resumes after the *first* event with that id.
+  An event already handled in the same wait (same id *and* source) is dropped (:data:`SEEN_IDS_LIMIT`); the
+  cursor is never an id known to be shared; a page that brings nothing new and does not move the cursor is
+  the current end (see :func:`poll_step`).
 
 The declarative ``where`` conditions an :class:`EventFilter` may carry are checked and applied by
 :mod:`.where`. Nothing here imports Airflow or does I/O.
@@ -21,6 +24,8 @@ The declarative ``where`` conditions an :class:`EventFilter` may carry are check
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -59,8 +64,16 @@ SEEK_PAGE_SIZE = 1000
 """Page size while seeking the current end for ``after="latest"``: the largest page the service serves."""
 
 SEEN_IDS_LIMIT = 2048
-"""How many recent event ids a poll state remembers to drop duplicates; bounded so a watcher that runs for
-months does not grow without end. The cursor only moves forward, so duplicates are always recent."""
+"""How many recent events (``(id, source)`` pairs) a poll state remembers to drop the ones served again;
+bounded so a watcher that runs for months does not grow without end. Events are served again only right
+after the cursor (a cursor held before a shared id, or an id the service resolved to an earlier event), so
+they are recent; two events that share an id further apart than this may be delivered twice (at least
+once, never lost)."""
+
+AMBIGUOUS_IDS_LIMIT = 256
+"""How many ids known to be shared by several events a poll state remembers (never used as the cursor)."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,28 +228,49 @@ def _event_types(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class PollState:
-    """Where a wait stands: the cursor, the matches not yet handed over, and recently seen ids.
+    """Where a wait stands: the cursor, the matches not yet handed over, and recently seen events.
 
-    :param after: the cursor the next page is asked for with; it is the id of the last event this state has
-        fully handled (matched and kept, or found not to match).
+    Altinn keys an event by ``(id, source)``: two sources may publish the same ``id``, and ``after=<id>``
+    resumes after the *first* event with that id. So the cursor is only ever an id that (as far as this wait
+    knows) belongs to one event; when the last event of a page shares its id with an earlier one, the cursor
+    stays at the last event before it whose id is unambiguous, and the next page serves the events after
+    that again (``behind`` of them), which :data:`seen` drops. See ``docs/guides/sensor.rst``.
+
+    :param after: the cursor the next page is asked for with: the id of the last event this state has fully
+        handled (matched and kept, or found not to match) whose id no other event it knows of shares.
     :param seeking: still paging to the current end for ``after="latest"``; nothing is matched meanwhile.
     :param matched: matching events gathered since the last hand-over, in the service's order.
-    :param seen: the most recent handled event ids (at most :data:`SEEN_IDS_LIMIT`), to drop duplicates.
+    :param seen: the most recent handled events as ``(id, source)`` pairs (at most :data:`SEEN_IDS_LIMIT`),
+        to drop the events the service serves again.
     :param pages: pages read so far (for logs: the cost of a wait, and of ``"latest"``).
     :param events_read: events read so far, matching or not.
+    :param after_source: the ``source`` of the event the cursor stands on (``None`` for a cursor given by
+        the user): a page that contains that very event shows that the service resolved the cursor to an
+        earlier event with the same id, so everything up to it is served again and dropped.
+    :param behind: handled events after the cursor (the cursor was held before a shared id); the next page
+        serves them again first, so it is asked that much larger (see :attr:`page_size`).
+    :param ambiguous: ids known to be shared by more than one event (most recent last, bounded); never used
+        as the cursor.
     """
 
     after: str
     seeking: bool = False
     matched: tuple[CloudEvent, ...] = ()
-    seen: tuple[str, ...] = ()
+    seen: tuple[tuple[str, str], ...] = ()
     pages: int = 0
     events_read: int = 0
+    after_source: str | None = None
+    behind: int = 0
+    ambiguous: tuple[str, ...] = ()
 
     @property
     def page_size(self) -> int:
-        """The ``size`` to ask for next: large while seeking (fewer requests), moderate otherwise."""
-        return SEEK_PAGE_SIZE if self.seeking else DEFAULT_PAGE_SIZE
+        """The ``size`` to ask for next: large while seeking (fewer requests), moderate otherwise, and larger
+        by the events held ``behind`` the cursor so that a page still has room for new ones (at most
+        :data:`SEEK_PAGE_SIZE`, the service's largest page)."""
+        if self.seeking:
+            return SEEK_PAGE_SIZE
+        return min(SEEK_PAGE_SIZE, DEFAULT_PAGE_SIZE + self.behind)
 
     def handed_over(self) -> PollState:
         """The state after its ``matched`` events were delivered (the watcher's per-poll reset)."""
@@ -266,7 +300,7 @@ def initial_state(after: str) -> PollState:
     after = after.strip()
     if after == LATEST:
         return PollState(after="0", seeking=True)
-    return PollState(after=after, seen=() if after == "0" else (after,))
+    return PollState(after=after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +311,10 @@ class PollStep:
     :param new_events: the events this page added to ``state.matched``.
     :param done: enough events were gathered (``min_events``), or ``max_events`` was reached mid-page;
         deliver ``state.matched`` and ``state.after`` now.
-    :param at_end: the page was empty: the wait has caught up; sleep ``poll_interval`` before the next page.
-        When neither ``done`` nor ``at_end``, fetch the next page at once.
+    :param at_end: the wait has caught up: the page was empty, or it brought nothing new and did not move the
+        cursor (the service served events this wait already handled, e.g. after a cursor held before a shared
+        id); sleep ``poll_interval`` before the next page. When neither ``done`` nor ``at_end``, fetch the next
+        page at once.
     """
 
     state: PollState
@@ -295,11 +331,19 @@ def poll_step(
     min_events: int = 1,
     max_events: int | None = None,
 ) -> PollStep:
-    """Apply one fetched page to a wait: match, drop duplicates, move the cursor, decide whether to stop.
+    """Apply one fetched page to a wait: drop what was handled before, match, move the cursor, decide.
 
-    The cursor moves past every event that was looked at and either kept or rejected; when ``max_events`` is
-    reached in the middle of a page the cursor stops after the last kept event, so the next wait (which
-    starts from the cursor pushed to XCom) sees the rest. Nothing is ever skipped.
+    Rules, each needed for "nothing lost, nothing spins" when ids are shared (``docs/guides/sensor.rst``):
+
+    * An event is dropped only if its ``(id, source)`` was handled before in this wait (Altinn stores one
+      event per pair, so it is the same event), or if it comes before the cursor's own event in the page
+      (the service resolved the cursor's id to an earlier event and served those again).
+    * The cursor only moves to a handled event whose id no other event known to this wait shares; otherwise
+      it stays where it was and ``behind`` counts the events handled past it.
+    * A page that adds nothing and leaves the cursor where it was is the current end (``at_end``).
+
+    When ``max_events`` is reached in the middle of a page the cursor stops at or before the last kept event,
+    so the next wait (which starts from the cursor pushed to XCom) sees the rest. Nothing is ever skipped.
 
     :param state: the state the page was asked for with (``page`` must answer ``after=state.after``).
     :param page: the page the service returned.
@@ -318,37 +362,95 @@ def poll_step(
         # the current end: seeking is over; the cursor stays (no `next` on an empty page)
         caught_up = replace(state, seeking=False, pages=pages, events_read=events_read)
         return PollStep(caught_up, (), done=len(caught_up.matched) >= min_events, at_end=True)
-    if state.seeking:
-        moved = replace(state, after=page.after or page.events[-1].id, pages=pages, events_read=events_read)
-        return PollStep(moved, (), done=False, at_end=False)
 
+    events = page.events
     seen_set = set(state.seen)
-    new_seen: list[str] = []
-    kept: list[CloudEvent] = []
-    after = state.after
-    total = len(state.matched)
-    full = False
-    for event in page.events:
-        if event.id in seen_set:
-            after = event.id
-            continue
-        if event_filter.matches(event):
-            if max_events is not None and total >= max_events:
-                full = True
+    # the first source each known id was seen with, and the ids known to be shared
+    first_source: dict[str, str] = {}
+    shared = set(state.ambiguous)
+    for event_id, source in state.seen:
+        if first_source.setdefault(event_id, source) != source:
+            shared.add(event_id)
+    newly_shared: list[str] = [i for i in shared if i not in state.ambiguous]
+
+    # The cursor's own event in the page: the service resolved `after` to an earlier event with that id.
+    served_again = 0
+    if state.after_source is not None:
+        for index, event in enumerate(events):
+            if event.id == state.after and event.source == state.after_source:
+                served_again = index + 1
                 break
-            kept.append(event)
-            total += 1
-        seen_set.add(event.id)
-        new_seen.append(event.id)
-        after = event.id
-    seen = (state.seen + tuple(new_seen))[-SEEN_IDS_LIMIT:]
+    if served_again and state.after not in shared:
+        shared.add(state.after)
+        newly_shared.append(state.after)
+
+    seeking = state.seeking
+    new_seen: list[tuple[str, str]] = []
+    page_keys: set[tuple[str, str]] = set()
+    kept: list[CloudEvent] = []
+    cursor, cursor_source, cursor_index = state.after, state.after_source, -1
+    total = len(state.matched)
+    handled = 0
+    added = 0
+    full = False
+    for index, event in enumerate(events):
+        source = sys.intern(event.source)  # few distinct sources: one string each in memory
+        key = (event.id, source)
+        earlier = key in seen_set  # handled on an earlier page
+        known = earlier or key in page_keys
+        if earlier and index >= state.behind and index >= served_again and state.after not in shared:
+            # a correct answer to after=X brings only the `behind` held events before new ones: X is shared
+            shared.add(state.after)
+            newly_shared.append(state.after)
+        if not known and index >= served_again:
+            if not seeking and event_filter.matches(event):
+                if max_events is not None and total >= max_events:
+                    full = True
+                    break
+                kept.append(event)
+                total += 1
+            added += 1
+        if not known:
+            page_keys.add(key)
+            new_seen.append(key)
+        if first_source.setdefault(event.id, source) != source and event.id not in shared:
+            shared.add(event.id)
+            newly_shared.append(event.id)
+        if event.id not in shared:
+            cursor, cursor_source, cursor_index = event.id, source, index
+        handled = index + 1
+    for event_id in dict.fromkeys(newly_shared):
+        logger.warning(
+            "Events of %s share the id %r (Altinn keys events by id and source, and after=%r resumes after "
+            "the first of them): the cursor is kept at an id of its own and events served again are dropped",
+            event_filter.resource,
+            event_id,
+            event_id,
+        )
+    ambiguous = state.ambiguous
+    if newly_shared:
+        ambiguous = (ambiguous + tuple(dict.fromkeys(newly_shared)))[-AMBIGUOUS_IDS_LIMIT:]
+    behind = handled - 1 - cursor_index
+    if behind >= SEEK_PAGE_SIZE - DEFAULT_PAGE_SIZE and not added:
+        logger.warning(
+            "%d events of %s after cursor %r share ids with earlier events; Altinn's paging cannot reach past "
+            "them (a page holds at most %d events)",
+            behind,
+            event_filter.resource,
+            cursor,
+            SEEK_PAGE_SIZE,
+        )
+    at_end = not added and cursor == state.after
     new_state = PollState(
-        after=after,
-        seeking=False,
+        after=cursor,
+        seeking=seeking and not at_end,
         matched=state.matched + tuple(kept),
-        seen=seen,
+        seen=(state.seen + tuple(new_seen))[-SEEN_IDS_LIMIT:],
         pages=pages,
         events_read=events_read,
+        after_source=cursor_source,
+        behind=behind,
+        ambiguous=ambiguous,
     )
     done = full or total >= min_events or (max_events is not None and total >= max_events)
-    return PollStep(new_state, tuple(kept), done=done, at_end=False)
+    return PollStep(new_state, tuple(kept), done=done, at_end=at_end)

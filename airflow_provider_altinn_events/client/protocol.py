@@ -32,6 +32,7 @@ from airflow_provider_altinn_events.exceptions import AltinnConfigError, AltinnP
 
 __all__ = [
     "CLOUDEVENTS_JSON",
+    "MAX_RESPONSE_BYTES",
     "build_create_subscription_request",
     "build_delete_subscription_request",
     "build_get_subscription_request",
@@ -50,12 +51,28 @@ __all__ = [
     "parse_subscription_list_response",
     "parse_subscription_response",
     "redact",
+    "response_too_large",
     "strip_query",
 ]
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 JSON = "application/json"
 MAX_PAGE_SIZE = 1000
+
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""The largest response body the clients read (8 MiB, after decompression): a full page of 1,000 events of
+8 KiB each. A larger answer is refused with :class:`AltinnPayloadError` (not retried: the same request gets
+the same answer) before it is read whole, so one bad answer cannot take a triggerer's memory, which all its
+triggers share. Clients take ``max_response_bytes`` to change it; see ``docs/performance.rst``."""
+
+
+def response_too_large(request: httpx.Request, limit: int, size: int | None = None) -> AltinnPayloadError:
+    """The error for an answer over ``limit`` bytes (``size`` when the server declared it)."""
+    declared = f" (Content-Length {size})" if size is not None else ""
+    return AltinnPayloadError(
+        f"the response to {request.method} {request.url.path} is larger than {limit} bytes{declared}; refusing "
+        "to read it (max_response_bytes, docs/performance.rst)"
+    )
 
 
 def _json_decoder() -> Callable[[bytes], Any]:
@@ -277,13 +294,15 @@ def build_list_app_events_request(
     )
 
 
-def parse_events_page(response: httpx.Response, *, after: str) -> EventPage:
+def parse_events_page(response: httpx.Response, *, after: str, size: int | None = None) -> EventPage:
     """A page of events; ``EventPage.after`` is the last event's id, or the request's ``after`` if empty.
 
     The ``next`` header is kept for information only: Altinn omits it on an empty page and copies query values
     into it without re-encoding, so the clients rebuild the next request from ``EventPage.after``.
 
-    :raises AltinnPayloadError: the body is not a JSON array of CloudEvents.
+    :param size: the ``size`` the page was asked for: a page with more events is refused, so the work per
+        page stays what the caller asked for (Altinn never serves more).
+    :raises AltinnPayloadError: the body is not a JSON array of CloudEvents, or has more than ``size``.
     """
     _raise_for_status(response)
     content = response.content
@@ -295,6 +314,11 @@ def parse_events_page(response: httpx.Response, *, after: str) -> EventPage:
         raise AltinnPayloadError("the events response is not JSON") from None
     if not isinstance(items, list):
         raise AltinnPayloadError(f"the events response must be a JSON array, got {type(items).__name__}")
+    if size is not None and len(items) > size:
+        raise AltinnPayloadError(
+            f"the events response has {len(items)} events, more than the {size} asked for (size={size}); "
+            "refusing the page (Altinn never serves more than size)"
+        )
     events = tuple(CloudEvent.from_dict(item) for item in items)
     return EventPage(
         events=events, after=events[-1].id if events else after, next_url=response.headers.get("next")

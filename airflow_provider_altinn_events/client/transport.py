@@ -5,11 +5,12 @@ stream layers (``aiter_bytes`` over ``aiter_raw`` over an aiohttp chunk iterator
 close step), and the adapter builds a new ``aiohttp.ClientTimeout`` for every request. The clients read
 every body in full anyway (Altinn answers are JSON documents, at most one page of 1,000 events), so this
 transport reads it in one ``aiohttp`` call and returns an ``httpx.Response`` that already holds its
-content; httpx still decodes a compressed body as usual. Same connections, proxies, TLS and timeouts as the
-adapter; the body handling and the per-request allocations differ (a triggerer pays this per poll: see
-``docs/performance.rst``), and so does the exception mapping: aiohttp's errors become the httpx errors
-httpx's own transport raises for the same failure (``_ERRORS``), where the adapter calls a refused
-connection, a failed certificate or a dropped connection a ``ConnectTimeout``.
+content; a compressed body is handed over unread, for the client to decode with its size bound, and bodies
+over :data:`~.protocol.MAX_RESPONSE_BYTES` are refused before they are read whole. Same connections, proxies,
+TLS and timeouts as the adapter; the body handling and the per-request allocations differ (a triggerer pays
+this per poll: see ``docs/performance.rst``), and so does the exception mapping: aiohttp's errors become the
+httpx errors httpx's own transport raises for the same failure (``_ERRORS``), where the adapter calls a
+refused connection, a failed certificate or a dropped connection a ``ConnectTimeout``.
 
 The query goes to aiohttp apart from the URL (``params``), as a plain aiohttp user would send it: yarl
 caches the URLs it parses from strings (an LRU of 128), and a full URL per waiting trigger kept about 1 KiB
@@ -26,13 +27,51 @@ from typing import Any
 
 import aiohttp
 import httpx
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientResponse, ClientSession, ClientTimeout
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
+
+from airflow_provider_altinn_events.client.protocol import MAX_RESPONSE_BYTES, response_too_large
 
 __all__ = ["AltinnAiohttpTransport"]
 
 _HTTP_1_1 = b"HTTP/1.1"
+_CHUNK = 64 * 1024
+#: compressed bodies go to httpx in pieces this small, so the client's bounded read stops a body that
+#: decompresses past the limit after at most about 8 MiB more (deflate expands by at most ~1,030 times)
+_COMPRESSED_CHUNK = 8 * 1024
+
+
+class _Pieces(httpx.AsyncByteStream):
+    """A compressed body already received, handed to httpx in pieces: httpx decodes it while the client
+    reads it with a bound, instead of all at once when the response is built."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self) -> Any:
+        body = self._body
+        for start in range(0, len(body), _COMPRESSED_CHUNK):
+            yield body[start : start + _COMPRESSED_CHUNK]
+
+
+async def _read_at_most(answer: ClientResponse, request: httpx.Request, limit: int) -> bytes:
+    """The body as sent (still compressed, if it is), refused past ``limit`` bytes before it is read whole."""
+    declared = answer.content_length
+    if declared is not None:
+        if declared > limit:
+            raise response_too_large(request, limit, declared)
+        body: bytes = await answer.read()  # one call (the poll hot path); aiohttp stops at Content-Length
+        return body
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in answer.content.iter_chunked(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise response_too_large(request, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
 
 #: aiohttp's errors → httpx's, most specific first. httpx-aiohttp's own table maps every
 #: ``ClientConnectionError`` (a refused connection, a failed certificate, a dropped connection) to
@@ -80,11 +119,17 @@ class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_a
     """``AiohttpTransport`` that returns responses with their body already read (see the module text).
 
     Requests it does not specialise (a streamed body, a proxy, an SNI override) go to the parent class.
+
+    :param max_body_bytes: the largest body it reads (:data:`.protocol.MAX_RESPONSE_BYTES`): a larger
+        ``Content-Length`` is refused before reading, a body without one when it passes the limit
+        (``AltinnPayloadError``). A compressed body is handed over unread for the client to decode with the
+        same bound.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, max_body_bytes: int = MAX_RESPONSE_BYTES, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._timeouts: dict[tuple[Any, Any, Any], ClientTimeout] = {}
+        self._max_body_bytes = max_body_bytes
 
     async def _adapter(self, request: httpx.Request) -> httpx.Response:
         with _map_errors():
@@ -122,10 +167,18 @@ class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_a
                 compress=False,
                 timeout=self._timeout(request),
             ) as answer:
-                body = await answer.read()
+                body = await _read_at_most(answer, request, self._max_body_bytes)
         extensions: dict[str, Any] = {"http_version": _HTTP_1_1}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode()
+        if answer.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
+            return httpx.Response(
+                status_code=answer.status,
+                headers=answer.raw_headers,
+                stream=_Pieces(body),
+                request=request,
+                extensions=extensions,
+            )
         return httpx.Response(
             status_code=answer.status,
             headers=answer.raw_headers,

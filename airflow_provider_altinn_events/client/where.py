@@ -12,7 +12,6 @@ Nothing here imports Airflow or does I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -32,25 +31,71 @@ _ORDER_OPERATORS = frozenset({"gt", "gte", "lt", "lte"})
 _MISSING = object()
 
 
+_Segment = tuple[int, tuple[tuple[int, str], ...]]
+"""A run of a ``LIKE`` pattern between two ``%``: its length, and its literal pieces at their offsets (the
+positions in between are ``_``, any one character)."""
+
+
 @lru_cache(maxsize=256)
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    parts: list[str] = []
+def _like_segments(pattern: str) -> tuple[_Segment, ...]:
+    """``pattern`` split at its unescaped ``%``: one segment if there is none, else one more than there are."""
+    segments: list[_Segment] = []
+    pieces: list[tuple[int, str]] = []
+    literal: list[str] = []
+    length = 0
+
+    def close_literal() -> None:
+        if literal:
+            pieces.append((length - len(literal), "".join(literal)))
+            literal.clear()
+
     escaped = False
     for char in pattern:
-        if escaped:
-            parts.append(re.escape(char))
-            escaped = False
-        elif char == "\\":
+        if not escaped and char == "\\":
             escaped = True
-        elif char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
+            continue
+        if not escaped and char == "%":
+            close_literal()
+            segments.append((length, tuple(pieces)))
+            pieces, length = [], 0
+            continue
+        if not escaped and char == "_":
+            close_literal()
         else:
-            parts.append(re.escape(char))
-    if escaped:
-        parts.append(re.escape("\\"))
-    return re.compile("".join(parts), re.DOTALL)
+            literal.append(char)
+        escaped = False
+        length += 1
+    if escaped:  # a trailing backslash stands for itself
+        literal.append("\\")
+        length += 1
+    close_literal()
+    segments.append((length, tuple(pieces)))
+    return tuple(segments)
+
+
+def _segment_at(segment: _Segment, value: str, position: int) -> bool:
+    length, pieces = segment
+    return position + length <= len(value) and all(
+        value.startswith(piece, position + offset) for offset, piece in pieces
+    )
+
+
+def _find_segment(segment: _Segment, value: str, position: int) -> int:
+    """The leftmost position from ``position`` on where ``segment`` matches, or -1. Candidates come from
+    ``str.find`` of its first literal piece, so a segment without ``_`` costs one linear search."""
+    length, pieces = segment
+    if not pieces:
+        return position if position + length <= len(value) else -1
+    offset, first = pieces[0]
+    found = value.find(first, position + offset)
+    while found != -1:
+        start = found - offset
+        if start + length > len(value):
+            return -1
+        if _segment_at(segment, value, start):
+            return start
+        found = value.find(first, found + 1)
+    return -1
 
 
 def like_match(pattern: str, value: str) -> bool:
@@ -58,8 +103,27 @@ def like_match(pattern: str, value: str) -> bool:
 
     ``%`` matches any run of characters, ``_`` any one character, a backslash makes the next character
     literal. Used for ``event_types`` and ``source`` so that our own check never disagrees with the server.
+
+    No regular expression and no backtracking (a ``%a%b`` regex took seconds on a 64 KB ``source``, on the
+    triggerer's event loop): the first segment must match at the start and the last at the end, and each
+    segment in between is taken at its leftmost match after the previous one, which is the right choice
+    because any later match leaves the rest less room. Each segment is searched once from left to right, so
+    the cost is at most ``len(value)`` times the pattern's length, and ``len(value)`` for a pattern without
+    ``_``.
     """
-    return _like_regex(pattern).fullmatch(value) is not None
+    segments = _like_segments(pattern)
+    if len(segments) == 1:
+        return len(value) == segments[0][0] and _segment_at(segments[0], value, 0)
+    if not _segment_at(segments[0], value, 0):
+        return False
+    position = segments[0][0]
+    for segment in segments[1:-1]:
+        found = _find_segment(segment, value, position)
+        if found == -1:
+            return False
+        position = found + segment[0]
+    last = segments[-1]
+    return len(value) - last[0] >= position and _segment_at(last, value, len(value) - last[0])
 
 
 def _resolve(event: Mapping[str, Any], path: str) -> Any:

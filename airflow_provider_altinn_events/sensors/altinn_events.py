@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_altinn_events.client import AltinnEventsClient, EventPage
-    from airflow_provider_altinn_events.client.matching import EventFilter, PollState
+    from airflow_provider_altinn_events.client.matching import EventFilter, PollState, PollStep
     from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
 __all__ = ["AltinnEventsSensor"]
@@ -229,7 +229,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
             )
             state = self._state = step.state
             if not before.matched and step.new_events:
-                self._unmatched_after = _cursor_before(page, step.new_events[0].id, before.after)
+                self._unmatched_after = _cursor_before(before, step, page, event_filter)
             if step.done:
                 return PokeReturnValue(is_done=True, xcom_value=self._deliver(context, state))
             if step.at_end:
@@ -342,11 +342,22 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
             self.hook.close()
 
 
-def _cursor_before(page: EventPage, event_id: str, default: str) -> str:
-    """The cursor just before ``event_id`` in ``page`` (``default`` when it is the page's first event)."""
-    previous = default
-    for event in page.events:
-        if event.id == event_id:
-            return previous
-        previous = event.id
-    return default
+def _cursor_before(before: PollState, step: PollStep, page: EventPage, event_filter: EventFilter) -> str:
+    """The cursor the wait had right before the first event ``step`` kept from ``page``.
+
+    The same poll step replayed on the part of the page before that event, so the cursor follows the same
+    rules (never an id that several events share: ``after=<id>`` resumes after the first of them), and a
+    trigger started from it finds that event again. Ids ``step`` found shared are known to the replay, so it
+    logs nothing twice.
+    """
+    from dataclasses import replace
+
+    from airflow_provider_altinn_events.client.matching import poll_step
+    from airflow_provider_altinn_events.client.models import EventPage
+
+    first = step.new_events[0]
+    index = next(i for i, event in enumerate(page.events) if event is first)
+    if index == 0:
+        return before.after
+    head = EventPage(events=page.events[:index], after=page.events[index - 1].id)
+    return poll_step(replace(before, ambiguous=step.state.ambiguous), head, event_filter).state.after

@@ -18,7 +18,6 @@ from airflow_provider_altinn_events.client.retry import RetryPolicy
 from airflow_provider_altinn_events.exceptions import (
     AltinnBadRequestError,
     AltinnNotFoundError,
-    AltinnPayloadError,
     AltinnServerError,
     AltinnTransportError,
     AltinnUnauthorizedError,
@@ -155,16 +154,57 @@ async def test_iter_events_and_max_pages_async() -> None:
         assert len([p async for p in client.iter_pages(resource=RESOURCE, size=1, max_pages=2)]) == 2
 
 
-def test_cursor_that_does_not_advance_is_an_error() -> None:
+class SharedIds:
+    """GET /events over a log where two sources published the id ``x``, and the page ends on the second:
+    like Altinn (CONTRACT A.5), ``after=<id>`` resumes after the *first* event with that id."""
+
+    def __init__(self) -> None:
+        self.events = [
+            event("x", source="https://a.example/1"),
+            event("p"),
+            event("x", source="https://b.example/2"),
+        ]
+        self.afters: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        after = request.url.params["after"]
+        self.afters.append(after)
+        size = int(request.url.params["size"])
+        start = next((i + 1 for i, e in enumerate(self.events) if e["id"] == after), 0)
+        return httpx.Response(200, json=self.events[start : start + size])
+
+
+def test_iter_events_yields_events_that_share_an_id_once_each_and_ends() -> None:
+    # before: the second "x" ended the page, after=x served "p" and "x" again, and iter_pages raised
+    # AltinnPayloadError ("the cursor did not advance") on every run
+    log = SharedIds()
+    with AltinnEventsClient(settings(), transport=FakeAltinn(events_handler=log).transport()) as client:
+        got = [(e.id, e.source) for e in client.iter_events(resource=RESOURCE, after="0", size=3)]
+    assert got == [(e["id"], e["source"]) for e in log.events]
+    assert log.afters == ["0", "p"]  # resumes at "p" (its own id), finds only the second "x" again: done
+
+
+async def test_iter_events_yields_events_that_share_an_id_once_each_and_ends_async() -> None:
+    log = SharedIds()
+    transport = FakeAltinn(events_handler=log).transport()
+    async with AsyncAltinnEventsClient(settings(), transport=transport) as client:
+        got = [(e.id, e.source) async for e in client.iter_events(resource=RESOURCE, after="0", size=3)]
+    assert got == [(e["id"], e["source"]) for e in log.events]
+    assert log.afters == ["0", "p"]
+
+
+def test_a_page_that_serves_only_known_events_ends_the_walk() -> None:
+    # a service that answers every cursor with the same event: one yield, then caught up (not an error)
+    calls: list[str] = []
+
     def stuck(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.params["after"])
         return httpx.Response(200, json=[event("same")])
 
     fake = FakeAltinn(events_handler=stuck)
-    with (
-        AltinnEventsClient(settings(), transport=fake.transport()) as client,
-        pytest.raises(AltinnPayloadError),
-    ):
-        list(client.iter_pages(resource=RESOURCE, after="same"))
+    with AltinnEventsClient(settings(), transport=fake.transport()) as client:
+        assert [e.id for e in client.iter_events(resource=RESOURCE, after="0")] == ["same"]
+    assert calls == ["0", "same"]
 
 
 def test_503_burst_then_success() -> None:

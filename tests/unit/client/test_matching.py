@@ -114,8 +114,11 @@ CASES: dict[str, Case] = {
         expect_ids=["3"],
         expect_after="3",
     ),
-    "the starting cursor's own event is a duplicate": Case(
-        pages=[[ev("e5"), ev("e6")]], after="e5", expect_ids=["e6"], expect_after="e6"
+    "an event sharing the starting cursor's id is another event (Altinn keys by id and source)": Case(
+        pages=[[ev("e5", source="https://src/other"), ev("e6")]],
+        after="e5",
+        expect_ids=["e5", "e6"],
+        expect_after="e6",
     ),
     "type wildcard %": Case(
         pages=[[ev("1", "app.instance.created"), ev("2", "app.other")]],
@@ -217,7 +220,8 @@ def test_handed_over_clears_matches_but_keeps_cursor_and_seen() -> None:
     flt = EventFilter(resource=RES)
     step = poll_step(initial_state("0"), page("0", ev("1"), ev("2")), flt)
     state = step.state.handed_over()
-    assert state.matched == () and state.after == "2" and state.seen == ("1", "2")
+    assert state.matched == () and state.after == "2"
+    assert state.seen == (("1", "https://src/x"), ("2", "https://src/x"))
     again = poll_step(state, page("2", ev("2"), ev("3")), flt)
     assert [e.id for e in again.state.matched] == ["3"]
 
@@ -234,7 +238,7 @@ def test_seen_ids_are_bounded() -> None:
     events = [ev(str(i)) for i in range(SEEN_IDS_LIMIT + 10)]
     step = poll_step(initial_state("0"), page("0", *events), flt)
     assert len(step.state.seen) == SEEN_IDS_LIMIT
-    assert step.state.seen[-1] == events[-1].id
+    assert step.state.seen[-1] == (events[-1].id, events[-1].source)
     assert step.state.events_read == len(events)
 
 

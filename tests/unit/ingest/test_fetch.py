@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_altinn_events._ingest.errors import IngestStateError
 from airflow_provider_altinn_events._ingest.fetch import FetchRange, PagePrefetcher
-from airflow_provider_altinn_events._ingest.state import Filters
+from airflow_provider_altinn_events._ingest.state import CursorContext, Filters
 from airflow_provider_altinn_events.exceptions import AltinnServerError
 
 from .fakes import RESOURCE, FakeAltinn, make_events
@@ -78,12 +77,28 @@ def test_errors_reach_the_consumer() -> None:
     assert len(pages) == 1
 
 
-def test_a_loop_in_the_cursor_is_refused() -> None:
+def test_events_that_share_an_id_are_each_fetched_once_and_the_end_is_found() -> None:
+    # before: IngestStateError "paging by it would loop forever", on every run
     events = make_events(6)
     events[5]["id"] = events[1]["id"]  # two events share an id: after=<it> goes back to the first one
     source = FakeAltinn(events)
-    with pytest.raises(IngestStateError, match="loop"):
-        list(_prefetcher(source, FetchRange("0"), page_size=3))
+    pages = list(_prefetcher(source, FetchRange("0"), page_size=3))
+    assert [(e.id, e.source) for p in pages for e in p.events] == [(e["id"], e["source"]) for e in events]
+    assert pages[-1].after == events[4]["id"]  # the cursor stays on an id of its own
+    assert pages[-1].context.held == ((events[5]["id"], events[5]["source"]),)
+    assert [c["after"] for c in source.calls] == ["0", events[2]["id"], events[4]["id"]]
+
+
+def test_held_events_are_not_fetched_again() -> None:
+    events = make_events(6)
+    events[5]["id"] = events[1]["id"]
+    source = FakeAltinn(events)
+    held = CursorContext(held=((events[5]["id"], events[5]["source"]),))
+    pages = list(_prefetcher(source, FetchRange(events[4]["id"], context=held), page_size=3))
+    assert pages == [] and [c["size"] for c in source.calls] == [4]  # room for the held one and 3 new
+    source.add(make_events(1, start=6))
+    pages = list(_prefetcher(source, FetchRange(events[4]["id"], context=held), page_size=3))
+    assert [e.id for p in pages for e in p.events] == ["e0000006"]
 
 
 def test_leaving_early_stops_the_thread_and_keeps_memory_bounded() -> None:

@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_altinn_events._ingest.errors import IngestStateError
-from airflow_provider_altinn_events._ingest.state import CursorFile, Filters, PartFile, RunRecord, RunState
+from airflow_provider_altinn_events._ingest.state import (
+    CursorContext,
+    CursorFile,
+    Filters,
+    PartFile,
+    RunRecord,
+    RunState,
+)
 
 
 def _record(**changes: object) -> RunRecord:
@@ -65,3 +72,20 @@ def test_malformed_cursor_is_refused_with_the_file_named(mutate: object, message
 def test_type_order_and_repeats_do_not_make_another_query() -> None:
     assert Filters(("b", "a", "b")) == Filters(("a", "b"))
     assert Filters(("b", "a")).to_dict()["types"] == ["a", "b"]
+
+
+def test_cursor_context_round_trips_and_is_omitted_when_empty() -> None:
+    context = CursorContext(source="https://src/1", held=(("x", "https://src/2"),), recent=(("w", "s"),))
+    record = RunRecord(
+        run_id="r", state=RunState.RUNNING, start_after="a", end_after="b", end_context=context
+    )
+    data = record.to_dict()
+    assert data["end_context"] == {
+        "source": "https://src/1",
+        "held": [["x", "https://src/2"]],
+        "recent": [["w", "s"]],
+    }
+    assert "start_context" not in data
+    assert RunRecord.from_dict(data, "w") == record
+    with pytest.raises(IngestStateError, match="held"):
+        RunRecord.from_dict({**data, "end_context": {"held": [["x"]]}}, "w")

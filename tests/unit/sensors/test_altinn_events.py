@@ -139,3 +139,25 @@ def test_bad_rendered_arguments_fail_before_any_request(
     with pytest.raises(AltinnConfigError) as info:
         sensor.poke({"ti": FakeTI()})  # type: ignore[arg-type]
     assert info.value.field == field
+
+
+def test_the_cursor_handed_to_the_trigger_is_never_a_shared_id() -> None:
+    # A deferring sensor restarts the trigger right before its first match. Here that is after the second
+    # event with the id "shared": after="shared" would resume after the *first* one (Altinn's rule), so
+    # the cursor must be "q", the last event before it with an id of its own.
+    from airflow_provider_altinn_events.client.matching import EventFilter, initial_state, poll_step
+    from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
+    from airflow_provider_altinn_events.sensors.altinn_events import _cursor_before
+
+    res = "urn:altinn:resource:ttd-test"
+
+    def ev(event_id: str, source: str, type_: str) -> CloudEvent:
+        return CloudEvent.from_dict({"id": event_id, "source": source, "type": type_, "resource": res})
+
+    events = (ev("shared", "https://a", "x"), ev("q", "https://a", "x"), ev("shared", "https://b", "x"))
+    page = EventPage(events=(*events, ev("m", "https://a", "wanted")), after="m")
+    flt = EventFilter(resource=res, event_types=("wanted",))
+    before = initial_state("0")
+    step = poll_step(before, page, flt, min_events=2)
+    assert [e.id for e in step.new_events] == ["m"]
+    assert _cursor_before(before, step, page, flt) == "q"
