@@ -119,8 +119,7 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
             from Altinn, or a cursor in the destination that belongs to other filters or is unreadable.
         :raises IngestConflictError: another ingestion of the same resource and destination moved the cursor.
         """
-        from airflow.sdk.exceptions import AirflowFailException
-
+        from airflow_provider_altinn_events._compat import AirflowFailException
         from airflow_provider_altinn_events._ingest import (
             Filters,
             IngestConflictError,

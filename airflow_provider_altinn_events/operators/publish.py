@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException
 from airflow_provider_altinn_events.exceptions import (
     AltinnBadRequestError,
     AltinnConfigError,

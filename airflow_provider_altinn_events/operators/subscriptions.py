@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException
 from airflow_provider_altinn_events.exceptions import (
     AltinnConfigError,
     AltinnForbiddenError,

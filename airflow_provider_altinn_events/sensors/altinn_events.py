@@ -13,9 +13,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_altinn_events._compat import AirflowException, conf, sensor_timeout
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 if TYPE_CHECKING:
@@ -96,7 +95,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
-        super().__init__(timeout=timeout, **kwargs)
+        super().__init__(timeout=sensor_timeout(timeout), **kwargs)
         if min_events < 1:
             raise ValueError("min_events must be at least 1")
         if max_events is not None and max_events < min_events:

@@ -330,7 +330,9 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
 
         event_filter = self.event_filter
         resource = event_filter.resource
-        cursor = _CursorStore(getattr(self, "asset_state_store", None), self.cursor_key, self.log)
+        cursor = _CursorStore(
+            getattr(self, "asset_state_store", None), self.cursor_key, self.log, watcher=self
+        )
         stored = await cursor.load()
         state = initial_state(stored or self.after)
         self.log.info(

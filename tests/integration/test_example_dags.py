@@ -23,7 +23,7 @@ EXPECTED = {
 
 
 def test_example_dags_parse_without_errors(airflow_db: str) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_support import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}

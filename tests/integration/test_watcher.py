@@ -74,7 +74,7 @@ def watcher_of(example: ModuleType, store: FakeStore) -> AltinnEventsWatcherTrig
 
 
 def test_example_watcher_dag_parses(airflow_db: str) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_support import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "example_watcher.py"))
     assert not bag.import_errors, bag.import_errors

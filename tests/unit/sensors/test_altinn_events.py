@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_altinn_events._compat import AirflowException
 
 from airflow_provider_altinn_events._payloads import TriggerError, TriggerPayload
 from airflow_provider_altinn_events.exceptions import AltinnConfigError

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+from airflow_provider_altinn_events._compat import AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_altinn_events.exceptions import AltinnForbiddenError, AltinnServerError
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
