@@ -20,6 +20,7 @@ or a warning where it happens:
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
+    "CopyableEvent",
     "TaskDeferred",
     "aget_connection",
     "aget_variable",
@@ -172,3 +174,18 @@ def in_triggerer() -> bool:
     except ImportError:  # pragma: no cover - every supported Airflow has it
         return False
     return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+
+
+class CopyableEvent(threading.Event):
+    """A ``threading.Event`` that survives ``copy.deepcopy`` (the copy is a fresh, unset event).
+
+    Airflow 3.0's ``dag.test()`` deep-copies every operator of the DAG (``airflow.models.dag.DAG.from_sdk_dag``
+    copies the task groups), and a plain ``Event`` holds a lock, which cannot be copied; 3.1+ do not copy
+    there. Operators that keep an event for ``on_kill`` use this one.
+    """
+
+    def __copy__(self) -> CopyableEvent:
+        return type(self)()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CopyableEvent:
+        return type(self)()
