@@ -88,7 +88,10 @@ async def aget_connection(conn_id: str) -> Connection:
 
     Uses ``BaseHook.aget_connection`` (task-sdk 1.1+). On Airflow 3.0 it runs the sync lookup in a worker
     thread via ``asgiref.sync_to_async`` (installed with Airflow): the triggerer's sync comms call
-    (``async_to_sync``) must not run on the event loop's own thread.
+    (``async_to_sync``) must not run on the event loop's own thread. For the same reason the extra is parsed
+    in that thread too: 3.0's ``Connection.extra_dejson`` registers the extra's secrets for masking through a
+    sync comms call on every read (measured in a real 3.0.6 triggerer: ``RuntimeError: You cannot use
+    AsyncToSync in the same thread as an async event loop``).
     """
     getter: Any = getattr(BaseHook, "aget_connection", None)
     if getter is not None:
@@ -96,7 +99,25 @@ async def aget_connection(conn_id: str) -> Connection:
         return conn
     from asgiref.sync import sync_to_async
 
-    return await sync_to_async(BaseHook.get_connection)(conn_id)  # type: ignore[no-any-return,unused-ignore]
+    def read() -> Any:
+        return _ParsedExtraConnection(BaseHook.get_connection(conn_id))
+
+    return await sync_to_async(read)()
+
+
+class _ParsedExtraConnection:
+    """A connection whose ``extra_dejson`` was read (and its secrets registered for masking) once, in the
+    worker thread that fetched it; every other attribute is the connection's own (Airflow 3.0 only)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.extra_dejson: dict[str, Any] = conn.extra_dejson
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __repr__(self) -> str:
+        return repr(self._conn)
 
 
 def sensor_timeout(timeout: float | timedelta | None) -> float | timedelta:
