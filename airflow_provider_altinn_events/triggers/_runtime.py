@@ -119,6 +119,9 @@ class _CursorStore:
         self.accessors: list[Any] = []
         self.variable_key: str | None = None
         self.saved: str | None = None
+        self.legacy_key: str | None = None  # the Variable an older Airflow kept this cursor in (upgrades)
+        if store is not None and watcher is not None and _compat.in_triggerer():
+            self.legacy_key = _variable_key(key, watcher)
         if store is None and watcher is not None and not _compat.airflow_has_asset_state_store():
             if _compat.in_triggerer():
                 self.variable_key = _variable_key(key, watcher)
@@ -161,7 +164,19 @@ class _CursorStore:
             if isinstance(value, str) and value:
                 self.saved = value
                 return value
-        return None
+        return await self._load_legacy()
+
+    async def _load_legacy(self) -> str | None:
+        """After an upgrade to Airflow 3.3: the cursor an older Airflow kept in a Variable, read once while the
+        asset state store has none, so the upgrade does not restart the watcher from ``after``. The next save
+        goes to the state store; the Variable is left for the user to delete (docs/compatibility.rst)."""
+        if self.legacy_key is None:
+            return None
+        try:
+            value = await _compat.aget_variable(self.legacy_key)
+        except Exception:  # no such Variable, or Variables unreachable: nothing to take over
+            return None
+        return value or None
 
     async def save(self, after: str) -> None:
         if after == self.saved:
