@@ -74,7 +74,7 @@ screenshot: venv
 # The compatibility matrix (docs/compatibility.rst): one venv per Airflow line, built from the pinned
 # constraints/airflow-<version>-py<python>.txt by scripts/compat.py and reused until those files change.
 # `make compat` runs every line of COMPAT_LINES; `make compat AIRFLOW_VERSION=3.0.6` runs one.
-COMPAT_LINES ?= 3.0.6 3.1.8 3.2.2 3.3.2
+COMPAT_LINES ?= 3.0.6 3.1.8 3.3.2
 COMPAT_VENVS ?= .venv-compat
 COMPAT_TESTS ?= tests/unit tests/emulator tests/integration tests/e2e/test_watcher_restart.py
 ifeq ($(origin AIRFLOW_VERSION),file)
