@@ -197,7 +197,9 @@ def _airflow_reads_conn_fields() -> bool:
 
 
 @pytest.mark.skipif("not _airflow_reads_conn_fields()", reason="conn-fields arrived in Airflow 3.2")
-@pytest.mark.filterwarnings("ignore:ProvidersManager.hooks is deprecated")  # Airflow 3.2's own HookMetaService
+@pytest.mark.filterwarnings(
+    "ignore:ProvidersManager.hooks is deprecated"
+)  # Airflow 3.2's own HookMetaService
 def test_hook_meta_endpoint_data_lists_our_fields() -> None:
     """What ``GET /ui/connections/hook_meta`` serves (the endpoint returns ``HookMetaService.hook_meta_data()``)."""
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService

@@ -239,7 +239,9 @@ async def test_watcher_latest_skips_history_and_stores_the_end_at_once(altinn_co
     gen = trigger.run()
     try:
         task = asyncio.ensure_future(first(gen))
-        for _ in range(200):  # until the first write (not a fixed sleep: opening the client takes ~0.4 s on 3.2)
+        for _ in range(
+            200
+        ):  # until the first write (not a fixed sleep: opening the client takes ~0.4 s on 3.2)
             if store.values or task.done():
                 break
             await asyncio.sleep(0.05)
