@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cu
 PYTEST_ARGS ?=
 KEEP ?= 0
 
-.PHONY: help venv demo test test-unit test-integration e2e faults check lint format typecheck docs bench screenshot clean
+.PHONY: help venv demo test test-unit test-integration e2e faults check lint format typecheck docs bench screenshot clean compat
 
 help:
 	@echo "make demo     run the whole product on real Airflow against the embedded emulator"
@@ -19,6 +19,8 @@ help:
 	@echo "make bench    run the benchmarks and print their figures"
 	@echo "make faults   run the fault suite and print its summary"
 	@echo "make race     run the deferral-race reproduction 20 times on real Airflow (~10 min)"
+	@echo "make compat   unit + dag.test() suites + a triggerer restart on every Airflow line of the table"
+	@echo "              (AIRFLOW_VERSION=3.0.6 for one line; venvs in .venv-compat/, from constraints/)"
 
 venv: $(STAMP)
 
@@ -74,6 +76,21 @@ bench: venv
 
 screenshot: venv
 	$(BIN)/python scripts/screenshot_connection_form.py
+
+# The compatibility matrix (docs/compatibility.rst): one venv per Airflow line, built from the pinned
+# constraints/airflow-<version>-py<python>.txt by scripts/compat.py and reused until those files change.
+# `make compat` runs every line of COMPAT_LINES; `make compat AIRFLOW_VERSION=3.0.6` runs one.
+COMPAT_LINES ?= 3.0.6 3.1.8 3.3.2
+COMPAT_VENVS ?= .venv-compat
+COMPAT_TESTS ?= tests/unit tests/emulator tests/integration tests/e2e/test_watcher_restart.py
+ifeq ($(origin AIRFLOW_VERSION),file)
+COMPAT_VERSIONS := $(COMPAT_LINES)
+else
+COMPAT_VERSIONS := $(AIRFLOW_VERSION)
+endif
+
+compat:
+	$(PYTHON) scripts/compat.py $(COMPAT_VERSIONS) --venvs "$(COMPAT_VENVS)" --tests "$(COMPAT_TESTS)" -- $(PYTEST_ARGS)
 
 clean:
 	rm -rf docs/_build .mypy_cache .ruff_cache .demo .airflow-test

@@ -1,34 +1,212 @@
-"""The only place that knows about differences between Airflow versions.
+"""The only place that knows about differences between Airflow versions (3.0.6 up to 3.3; see
+``docs/compatibility.rst``).
 
-Airflow 3.0 moved ``BaseHook`` to the Task SDK (``airflow.sdk``) and task-sdk 1.x added the non-blocking
-``BaseHook.aget_connection``. Everything else in the provider imports these names from here.
+Every name that moved between Airflow 3.0 and 3.3 is imported here, by feature detection (try the new home,
+fall back to the old one), never by comparing version strings; the rest of the provider imports these names
+from this module. What differs in behaviour is listed in ``docs/compatibility.rst`` and said in a log line
+or a warning where it happens:
+
+* ``BaseHook``: in ``airflow.sdk`` from task-sdk 1.1 (Airflow 3.1); ``airflow.hooks.base`` on 3.0.
+* ``BaseHook.aget_connection``: task-sdk 1.1+; on 3.0 the sync lookup runs in a worker thread.
+* ``AirflowException``, ``AirflowFailException`` and the other task exceptions: in ``airflow.sdk.exceptions``
+  from task-sdk 1.2 (Airflow 3.2); ``airflow.exceptions`` before.
+* ``conf``: ``airflow.sdk.configuration`` from task-sdk 1.2; ``airflow.configuration`` before.
+* ``BaseSensorOperator(timeout=None)``: accepted (meaning ``[sensors] default_timeout``) from Airflow 3.3;
+  :func:`sensor_timeout` resolves ``None`` the same way on every line.
+* The asset state store (Airflow 3.3, ``BaseEventTrigger.asset_state_store``): below 3.3 the watcher keeps
+  its cursor in an Airflow Variable (:func:`airflow_has_asset_state_store`, :func:`aget_variable`,
+  :func:`aset_variable`).
 """
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 try:
     from airflow.sdk import BaseHook
-except ImportError:  # pragma: no cover - Airflow 2.x layout, kept for a clear error path
+except ImportError:  # Airflow 3.0 (task-sdk 1.0): BaseHook still lives in core
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined,unused-ignore]
+
+try:  # task-sdk 1.2+ (Airflow 3.2+)
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+except ImportError:  # Airflow 3.0 and 3.1: the same classes the task runner catches, in core
+    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined,unused-ignore]
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
+
+try:  # task-sdk 1.2+ (Airflow 3.2+)
+    from airflow.sdk.configuration import conf
+except ImportError:  # Airflow 3.0 and 3.1
+    from airflow.configuration import conf  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-__all__ = ["BaseHook", "aget_connection"]
+__all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "BaseHook",
+    "CopyableEvent",
+    "TaskDeferred",
+    "aget_connection",
+    "aget_variable",
+    "airflow_has_asset_state_store",
+    "airflow_version",
+    "aset_variable",
+    "conf",
+    "in_triggerer",
+    "sensor_timeout",
+]
+
+
+def airflow_version() -> str:
+    """The installed Airflow's version, for messages only (behaviour is chosen by feature detection)."""
+    try:
+        from airflow import __version__
+    except ImportError:  # pragma: no cover - every supported Airflow has it
+        return "unknown"
+    return str(__version__)
 
 
 async def aget_connection(conn_id: str) -> Connection:
     """Fetch a connection without blocking the event loop.
 
-    Uses ``BaseHook.aget_connection`` (task-sdk ≥ 1.0). On versions without it, runs the sync lookup in a
-    worker thread via ``asgiref.sync_to_async`` (installed with Airflow), which the triggerer tolerates.
+    Uses ``BaseHook.aget_connection`` (task-sdk 1.1+). On Airflow 3.0 it runs the sync lookup in a worker
+    thread via ``asgiref.sync_to_async`` (installed with Airflow): the triggerer's sync comms call
+    (``async_to_sync``) must not run on the event loop's own thread. For the same reason the extra is parsed
+    in that thread too: 3.0's ``Connection.extra_dejson`` registers the extra's secrets for masking through a
+    sync comms call on every read (measured in a real 3.0.6 triggerer: ``RuntimeError: You cannot use
+    AsyncToSync in the same thread as an async event loop``).
     """
     getter: Any = getattr(BaseHook, "aget_connection", None)
     if getter is not None:
         conn: Connection = await getter(conn_id)
         return conn
-    from asgiref.sync import sync_to_async  # pragma: no cover - older task SDKs only
+    from asgiref.sync import sync_to_async
 
-    return await sync_to_async(BaseHook.get_connection)(conn_id)  # type: ignore[no-any-return,unused-ignore]  # pragma: no cover
+    def read() -> Any:
+        return _ParsedExtraConnection(BaseHook.get_connection(conn_id))
+
+    return await sync_to_async(read)()
+
+
+class _ParsedExtraConnection:
+    """A connection whose ``extra_dejson`` was read (and its secrets registered for masking) once, in the
+    worker thread that fetched it; every other attribute is the connection's own (Airflow 3.0 only)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.extra_dejson: dict[str, Any] = conn.extra_dejson
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def __repr__(self) -> str:
+        return repr(self._conn)
+
+
+def sensor_timeout(timeout: float | timedelta | None) -> float | timedelta:
+    """``timeout`` as every ``BaseSensorOperator`` accepts it: ``None`` means ``[sensors] default_timeout``.
+
+    Airflow 3.3 resolves ``None`` itself; 3.0 to 3.2 refuse it (``ValueError``). Resolving it here gives the
+    same value on every line, read at the same moment (when the sensor is built).
+    """
+    if timeout is None:
+        return float(conf.getfloat("sensors", "default_timeout"))
+    return timeout
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Where the watcher keeps its cursor (docs/compatibility.rst, "The watcher's cursor")
+# ---------------------------------------------------------------------------------------------------------
+
+
+@cache
+def airflow_has_asset_state_store() -> bool:
+    """Whether this Airflow injects ``asset_state_store`` into event triggers (Airflow 3.3+, migration
+    ``0112_3_3_0_add_task_state_store_and_asset_state_store_tables``).
+
+    Detected on a throwaway subclass instance: ``BaseEventTrigger.__init__`` creates the attribute (``None`` until the
+    triggerer injects the accessors) on the versions that have the store, and not before. Cached: imported
+    lazily, so operator-only DAG files do not load the trigger base.
+    """
+    from airflow.triggers.base import BaseEventTrigger
+
+    class _Probe(BaseEventTrigger):  # type: ignore[misc]  # BaseEventTrigger is abstract and untyped here
+        def serialize(self) -> tuple[str, dict[str, Any]]:  # pragma: no cover - never called
+            return "", {}
+
+        async def run(self) -> Any:  # pragma: no cover - never called
+            return None
+
+    try:
+        probe = _Probe()
+    except Exception:  # pragma: no cover - a future signature change: assume the store is there
+        return True
+    return hasattr(probe, "asset_state_store")
+
+
+async def aget_variable(key: str) -> str | None:
+    """Read an Airflow Variable from a trigger, off the event loop; ``None`` when it does not exist.
+
+    Airflow 3.0 to 3.2 have no async ``Variable`` API. In the triggerer, the task SDK's sync call goes to the
+    triggerer's supervisor, which reads the metadata DB through the execution API (``GetVariable``); the call
+    blocks on ``async_to_sync``, so it runs in a worker thread (``sync_to_async``), as Airflow's docs advise
+    for sync SDK calls from triggers.
+
+    :raises Exception: whatever the SDK raises when the Variable cannot be read (e.g. outside a triggerer).
+    """
+    from airflow.sdk import Variable
+    from asgiref.sync import sync_to_async
+
+    value = await sync_to_async(Variable.get)(key, default=None)
+    return None if value is None else str(value)
+
+
+async def aset_variable(key: str, value: str, description: str) -> None:
+    """Write an Airflow Variable from a trigger (``PutVariable`` through the triggerer's supervisor)."""
+    from airflow.sdk import Variable
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(Variable.set)(key, value, description=description)
+
+
+def in_triggerer() -> bool:
+    """Whether the task SDK can talk to a supervisor here (a triggerer or a worker), so that
+    :func:`aget_variable` and :func:`aset_variable` can work; not in ``dag.test()``'s trigger loop or a plain
+    test. The trigger runner sets ``task_runner.SUPERVISOR_COMMS`` when it starts (Airflow 3.0 to 3.3)."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover - every supported Airflow has it
+        return False
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+
+
+class CopyableEvent(threading.Event):
+    """A ``threading.Event`` that survives ``copy.deepcopy`` (the copy is a fresh, unset event).
+
+    Airflow 3.0's ``dag.test()`` deep-copies every operator of the DAG (``airflow.models.dag.DAG.from_sdk_dag``
+    copies the task groups), and a plain ``Event`` holds a lock, which cannot be copied; 3.1+ do not copy
+    there. Operators that keep an event for ``on_kill`` use this one.
+    """
+
+    def __copy__(self) -> CopyableEvent:
+        return type(self)()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CopyableEvent:
+        return type(self)()

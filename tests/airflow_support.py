@@ -4,6 +4,11 @@
 into the metadata database first, with the same internal functions ``dag.test()`` uses
 (measured on Airflow 3.3.2: docs/architecture.rst, "airflow-dag-test"). Both helpers need the
 ``airflow_db`` fixture.
+
+Airflow moved the DAG bag between 3.0 and 3.3 (``airflow.models.dagbag`` on 3.0/3.1,
+``airflow.dag_processing.dagbag`` from 3.2) and turned ``DagBag.sync_to_db`` into ``sync_bag_to_db`` (3.1):
+tests import ``DagBag`` from here (``from tests.airflow_support import DagBag``) and never name either home.
+The provider's own version differences live in ``airflow_provider_altinn_events/_compat.py``.
 """
 
 from __future__ import annotations
@@ -18,15 +23,36 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = REPO / "example_dags"
 
 
+def __getattr__(name: str) -> Any:
+    """``DagBag`` from wherever this Airflow keeps it (imported lazily: AIRFLOW_HOME is set first)."""
+    if name == "DagBag":
+        return _dagbag_module().DagBag
+    raise AttributeError(name)
+
+
+def _dagbag_module() -> Any:
+    try:
+        import airflow.dag_processing.dagbag as module  # Airflow 3.2+
+    except ImportError:
+        import airflow.models.dagbag as module  # type: ignore[no-redef]  # Airflow 3.0 and 3.1
+    return module
+
+
 def sync_dag(dag: DAG) -> None:
     """Serialize an in-test DAG into the metadata DB so that ``dag.test()`` can create a run for it."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
+    module = _dagbag_module()
     DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder="/nonexistent", collect_dags=False)
+    bag = module.DagBag(dag_folder="/nonexistent", collect_dags=False)
     bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
+    sync_bag_to_db = getattr(module, "sync_bag_to_db", None)
+    if sync_bag_to_db is not None:  # Airflow 3.1+
+        sync_bag_to_db(bag, "dags-folder", None)
+    else:  # Airflow 3.0: its serializer drops an unset relative_fileloc, which the DB sync then needs
+        if getattr(dag, "relative_fileloc", None) is None:
+            dag.relative_fileloc = Path(dag.fileloc).name
+        bag.sync_to_db("dags-folder", None)
 
 
 def run_dag(dag: DAG, **test_kwargs: Any) -> Any:
@@ -37,9 +63,7 @@ def run_dag(dag: DAG, **test_kwargs: Any) -> Any:
 
 def load_example_dag(dag_id: str) -> DAG:
     """Parse ``example_dags/`` with a real DagBag and return one DAG; fails on any import error."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
+    bag = _dagbag_module().DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"{dag_id} not in {sorted(bag.dag_ids)}"

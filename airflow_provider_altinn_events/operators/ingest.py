@@ -11,13 +11,13 @@ DAG files import this module on every parse.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_altinn_events._arguments import check_int
+from airflow_provider_altinn_events._compat import CopyableEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -118,7 +118,7 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
         self.events_per_file = events_per_file
         self.dedupe_window = dedupe_window
         self.altinn_events_conn_id = altinn_events_conn_id
-        self._cancel = threading.Event()
+        self._cancel = CopyableEvent()  # Airflow 3.0 deep-copies operators in dag.test()
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Ingest, and return the run's summary.

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_altinn_events._arguments import check_int
 from airflow_provider_altinn_events._boundary import is_permanent, permanent_errors_fail_task
+from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException
 from airflow_provider_altinn_events.exceptions import AltinnForbiddenError
 
 if TYPE_CHECKING:

@@ -15,10 +15,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_altinn_events._arguments import check_seconds
 from airflow_provider_altinn_events._boundary import permanent_errors_fail_task
+from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException
 from airflow_provider_altinn_events.exceptions import (
     AltinnConfigError,
     AltinnError,

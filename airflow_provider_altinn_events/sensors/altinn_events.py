@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
 
 from airflow_provider_altinn_events._arguments import (
     check_event_filter,
@@ -23,6 +22,7 @@ from airflow_provider_altinn_events._arguments import (
     is_templated,
 )
 from airflow_provider_altinn_events._boundary import permanent_errors_fail_task, task_failure
+from airflow_provider_altinn_events._compat import conf, sensor_timeout
 from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
@@ -123,7 +123,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         check_seconds(
             interval.total_seconds() if isinstance(interval, timedelta) else interval, "poll_interval"
         )
-        super().__init__(timeout=timeout, **kwargs)
+        super().__init__(timeout=sensor_timeout(timeout), **kwargs)
         self.min_events, self.max_events = check_min_max_events(min_events, max_events)
         self.max_consecutive_failures = check_failures(max_consecutive_failures)
         filter_arguments = (resource, event_types, subject, alternative_subject, source, where)

@@ -66,7 +66,7 @@ def configured_resume_grace() -> float:
 
     :raises AltinnConfigError: the option is set to something else than seconds >= 0.
     """
-    from airflow.sdk.configuration import conf
+    from airflow_provider_altinn_events._compat import conf
 
     raw = conf.get(CONFIG_SECTION, CONFIG_KEY, fallback=None)
     if raw is None or not str(raw).strip():

@@ -2,20 +2,25 @@
 
 * :data:`_CLIENTS`: one :class:`AsyncAltinnEventsClient` per (connection id, event loop), reference-counted,
   so every trigger of a triggerer that uses the same connection shares one connection pool and one token;
-* :class:`_CursorStore`: the watcher's ``after`` cursor in the trigger's asset state store (Airflow 3.3), or
-  in memory where there is none.
+* :class:`_CursorStore`: the watcher's ``after`` cursor in the trigger's asset state store (Airflow 3.3), in
+  an Airflow Variable (Airflow 3.0 to 3.2), or in memory where there is neither.
 
-Only the standard library is imported here; the client and the hook are loaded when the first client opens,
-in a worker thread (:func:`_open_client`).
+Only the standard library and ``_compat`` are imported here; the client and the hook are loaded when the
+first client opens, in a worker thread (:func:`_open_client`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
+import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_altinn_events import _compat
 
 if TYPE_CHECKING:
     from airflow_provider_altinn_events.client import AsyncAltinnEventsClient
@@ -140,20 +145,43 @@ _CLIENTS = _SharedClients()
 
 
 class _CursorStore:
-    """The watcher's cursor in the asset state store, or in memory where there is none.
+    """The watcher's cursor: in the asset state store (Airflow 3.3+), in an Airflow Variable (Airflow 3.0 to
+    3.2, in a triggerer), or in memory (no store injected: ``dag.test()``, a plain test, a deferred task).
 
     One trigger row can watch several assets (same class and kwargs in several ``Asset`` objects); the
     accessor then refuses direct ``aget``/``aset``, so the cursor is written to every watched asset and read
     from the first that has one.
+
+    Below 3.3 there is no per-asset store; the triggerer lets a trigger read and write Variables (the
+    supervisor forwards ``GetVariable``/``PutVariable`` to the execution API, i.e. the metadata DB), so the
+    cursor is durable however many triggerer machines there are. The Variable's key is derived from
+    ``cursor_key`` and what the watcher reads (:func:`_variable_key`). Semantics per version:
+    ``docs/compatibility.rst``.
     """
 
-    def __init__(self, store: Any, key: str, log: Any) -> None:
+    def __init__(self, store: Any, key: str, log: Any, *, watcher: Any = None) -> None:
         self.key = key
         self.accessors: list[Any] = []
+        self.variable_key: str | None = None
         self.saved: str | None = None
-        if store is None:
+        self.legacy_key: str | None = None  # the Variable an older Airflow kept this cursor in (upgrades)
+        if store is not None and watcher is not None and _compat.in_triggerer():
+            self.legacy_key = _variable_key(key, watcher)
+        if store is None and watcher is not None and not _compat.airflow_has_asset_state_store():
+            if _compat.in_triggerer():
+                self.variable_key = _variable_key(key, watcher)
+                log.info(
+                    "Airflow %s has no asset state store: the cursor is kept in the Airflow Variable %r",
+                    _compat.airflow_version(),
+                    self.variable_key,
+                )
+            else:
+                log.info(
+                    "Not running in a triggerer (dag.test() or a plain test): the cursor is kept in memory only."
+                )
+        elif store is None:
             log.info(
-                "No asset state store (dag.test(), a plain test, or Airflow before 3.3): the cursor is kept in "
+                "No asset state store (dag.test(), a plain test, or a deferred task): the cursor is kept in "
                 "memory only, so a restart starts again from the trigger's `after`."
             )
         elif callable(getattr(store, "aget", None)) and _single_asset(store):
@@ -165,24 +193,69 @@ class _CursorStore:
 
     @property
     def durable(self) -> bool:
-        return bool(self.accessors)
+        return bool(self.accessors) or self.variable_key is not None
 
     async def load(self) -> str | None:
+        """The stored cursor, or ``None``. A Variable that cannot be read raises (the triggerer restarts the
+        watcher), rather than starting from ``after`` and skipping what arrived meanwhile."""
+        if self.variable_key is not None:
+            value = await _compat.aget_variable(self.variable_key)
+            if value:
+                self.saved = value
+                return value
+            return None
         for accessor in self.accessors:
             value = await accessor.aget(self.key, None)
             if isinstance(value, str) and value:
                 self.saved = value
                 return value
-        return None
+        return await self._load_legacy()
+
+    async def _load_legacy(self) -> str | None:
+        """After an upgrade to Airflow 3.3: the cursor an older Airflow kept in a Variable, read once while the
+        asset state store has none, so the upgrade does not restart the watcher from ``after``. The next save
+        goes to the state store; the Variable is left for the user to delete (docs/compatibility.rst)."""
+        if self.legacy_key is None:
+            return None
+        try:
+            value = await _compat.aget_variable(self.legacy_key)
+        except Exception:  # no such Variable, or Variables unreachable: nothing to take over
+            return None
+        return value or None
 
     async def save(self, after: str) -> None:
         if after == self.saved:
             return
+        if self.variable_key is not None:
+            await _compat.aset_variable(self.variable_key, after, description=self.description)
         for accessor in self.accessors:
             await accessor.aset(self.key, after)
         self.saved = after
+
+    @property
+    def description(self) -> str:
+        return (
+            f"Cursor of an Altinn events asset watcher (airflow-provider-altinn-events), cursor_key {self.key!r}: "
+            "the id of the last event handed to Airflow. Delete it to start again from the watcher's `after`. "
+            "Used on Airflow before 3.3 only (docs/compatibility.rst)."
+        )
 
 
 def _single_asset(store: Any) -> bool:
     total = getattr(store, "_total", None)
     return total is None or total == 1
+
+
+def _variable_key(cursor_key: str, watcher: Any) -> str:
+    """The Variable that holds a watcher's cursor below Airflow 3.3: ``cursor_key`` made URL-safe, plus a
+    digest of what the watcher reads (filter and connection).
+
+    Variables are one global namespace where the asset state store is per asset: the digest keeps watchers
+    with different filters or connections (e.g. test and production) on the same resource apart, while a
+    change of ``poll_interval`` or batch size keeps the cursor. Only letters, digits, ``._-`` go into the key,
+    because the task SDK puts it into the execution API's URL path.
+    """
+    identity = {**watcher.event_filter.to_dict(), "altinn_events_conn_id": watcher.altinn_events_conn_id}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", cursor_key)[:180]
+    return f"{readable}.{digest}"

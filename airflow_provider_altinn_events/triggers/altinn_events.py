@@ -292,7 +292,8 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
     The cursor lives in the trigger's asset state store (Airflow 3.3) and is written once the yielded event had
     time to be stored (``PERSIST_SETTLE_SECONDS`` after the yield), so a triggerer restart or a DAG re-parse resumes after the last events emitted. There is no
     acknowledgement: an event yielded just before a crash can be emitted again (at least once); consumers
-    dedupe by event id. Where there is no store the cursor is kept in memory (one log line says so).
+    dedupe by event id. On Airflow 3.0 to 3.2 the cursor is kept in an Airflow Variable instead
+    (docs/compatibility.rst); where neither is reachable, in memory (one log line says so).
 
     :param after: where a watcher without a stored cursor starts: ``"latest"`` (default; only new events),
         ``"0"`` (the whole retained history) or an event id.
@@ -351,7 +352,9 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
 
         event_filter = self.event_filter
         resource = event_filter.resource
-        cursor = _CursorStore(getattr(self, "asset_state_store", None), self.cursor_key, self.log)
+        cursor = _CursorStore(
+            getattr(self, "asset_state_store", None), self.cursor_key, self.log, watcher=self
+        )
         stored = await cursor.load()
         state = initial_state(stored or self.after)
         self.log.info(

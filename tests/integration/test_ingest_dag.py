@@ -162,7 +162,7 @@ def test_example_dag(
 
     monkeypatch.setenv("AIRFLOW_VAR_ALTINN_EVENTS_INGEST_DESTINATION", tmp_path.as_uri())
     expected = {r: generated_ids(altinn_conn, r, 25) for r in RESOURCES}
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_support import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "example_ingest.py"))
     assert not bag.import_errors, bag.import_errors

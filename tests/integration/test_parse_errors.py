@@ -49,7 +49,7 @@ GOOD = "urn:altinn:resource:ttd-altinn-events-automated-tests"
 
 
 def bag_of(tmp_path: Path, body: str, **values: object) -> object:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_support import DagBag
 
     (tmp_path / "dag_file.py").write_text(textwrap.dedent(HEADER) + body.format(**values))
     return DagBag(dag_folder=str(tmp_path))

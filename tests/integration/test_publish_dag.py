@@ -56,7 +56,7 @@ def requests(handle: Any, key: str) -> int:
 
 
 def load_example(dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_support import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "example_publish.py"))
     assert not bag.import_errors, bag.import_errors

@@ -39,7 +39,7 @@ def when(condition: Callable[[], bool], action: Callable[[], Any], timeout: floa
 
 
 def load_example(dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_support import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "example_sensor.py"))
     assert not bag.import_errors, bag.import_errors

@@ -1,6 +1,6 @@
 """Events that share an ``id`` (two sources publishing the same id) over real HTTP against the emulator, which
 keys events by ``(id, source)`` and resolves ``after=<id>`` to the first event with that id, as Altinn does
-(CONTRACT A.5: ``events.getevents_v2``; the emulator's ``store.resolve_after``).
+(docs/contract.rst, "contract-paging": ``events.getevents_v2``; the emulator's ``store.resolve_after``).
 
 The log ends on the second event with the shared id, so ``after=<that id>`` serves the events after the first
 one again. Every reader must deliver all four events (the fourth published while it waits) and, at

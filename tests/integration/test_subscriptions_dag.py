@@ -160,7 +160,7 @@ def requests_to_delete(handle: Any) -> int:
 
 
 def test_example_subscriptions_dag(airflow_db: str, altinn_conn: Any, receiver: WebhookReceiver) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_support import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "example_subscriptions.py"))
     assert not bag.import_errors, bag.import_errors

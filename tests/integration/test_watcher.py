@@ -44,6 +44,14 @@ class FakeAssetEvent:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class ByAsset(dict[str, Any]):
+    """``triggering_asset_events`` as the task sees it: indexed by ``Asset`` (found by name here, because
+    ``Asset`` is not hashable on Airflow 3.0's task SDK)."""
+
+    def __getitem__(self, asset: Any) -> Any:
+        return super().__getitem__(asset.name)
+
+
 @pytest.fixture
 def example(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setenv("AIRFLOW_VAR_ALTINN_EVENTS_EXAMPLE_POLL_INTERVAL", "0.05")
@@ -74,7 +82,7 @@ def watcher_of(example: ModuleType, store: FakeStore) -> AltinnEventsWatcherTrig
 
 
 def test_example_watcher_dag_parses(airflow_db: str) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_support import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "example_watcher.py"))
     assert not bag.import_errors, bag.import_errors
@@ -177,7 +185,9 @@ async def test_every_event_reaches_the_consumer_across_restarts_and_fault_bursts
     consume = example.dag.get_task("process_case_changes").python_callable
     asset_events = [FakeAssetEvent(extra={"from_trigger": True, "payload": p.to_dict()}) for p in payloads]
     duplicate = FakeAssetEvent(extra={"payload": payloads[-1].to_dict()})  # at least once: a batch twice
-    handled = consume(triggering_asset_events={example.case_changes: [*asset_events, duplicate]})
+    handled = consume(
+        triggering_asset_events=ByAsset({example.case_changes.name: [*asset_events, duplicate]})
+    )
     assert handled == emitted
 
 

@@ -7,9 +7,9 @@ import pickle
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_altinn_events._boundary import is_permanent, permanent_errors_fail_task, task_failure
+from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException
 from airflow_provider_altinn_events._ingest import IngestConflictError, IngestStateError
 from airflow_provider_altinn_events._payloads import TriggerError, TriggerPayload
 from airflow_provider_altinn_events.exceptions import (

@@ -156,7 +156,7 @@ async def test_iter_events_and_max_pages_async() -> None:
 
 class SharedIds:
     """GET /events over a log where two sources published the id ``x``, and the page ends on the second:
-    like Altinn (CONTRACT A.5), ``after=<id>`` resumes after the *first* event with that id."""
+    like Altinn (docs/contract.rst, "contract-paging"), ``after=<id>`` resumes after the *first* event with that id."""
 
     def __init__(self) -> None:
         self.events = [

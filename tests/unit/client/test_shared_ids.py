@@ -1,5 +1,5 @@
 """Events that share an ``id``: Altinn keys events by ``(id, source)`` and ``after=<id>`` resumes after the
-*first* event with that id (CONTRACT A.5: ``events.getevents_v2`` takes the smallest sequence number of an
+*first* event with that id (docs/contract.rst, "contract-paging": ``events.getevents_v2`` takes the smallest sequence number of an
 event with that id). The poll step must deliver every event once and never fetch without a pause on a page
 that brings nothing new.
 

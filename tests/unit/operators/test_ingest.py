@@ -76,7 +76,10 @@ def test_destinations(tmp_path: Path) -> None:
     assert isinstance(local, LocalStorage) and local.root == tmp_path
     assert isinstance(make(destination=ObjectStoragePath(tmp_path.as_uri()))._storage(), LocalStorage)
     remote = make(destination="memory://bucket/lake")._storage()
-    assert isinstance(remote, PathStorage) and remote.uri("x") == "memory://bucket/lake/x"
+    # universal-pathlib 0.2 (Airflow 3.0/3.1 constraints) spells the in-memory root "memory:///", 0.3 "memory://"
+    assert (
+        isinstance(remote, PathStorage) and remote.uri("x").replace(":///", "://") == "memory://bucket/lake/x"
+    )
     assert isinstance(make(destination=ObjectStoragePath("memory://bucket/l2"))._storage(), PathStorage)
 
 
@@ -90,7 +93,7 @@ def test_execute_against_the_emulator(altinn_conn: Any, tmp_path: Path) -> None:
 
 
 def test_permanent_errors_do_not_retry(altinn_conn: Any, tmp_path: Path) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_altinn_events._compat import AirflowFailException
 
     with pytest.raises(AirflowFailException, match="AltinnConfigError"):
         make(resource="not-a-urn", destination=str(tmp_path)).execute({"run_id": "r"})
@@ -102,7 +105,7 @@ def test_permanent_errors_do_not_retry(altinn_conn: Any, tmp_path: Path) -> None
 def test_blank_start_after_is_refused_before_any_request(
     altinn_conn: Any, tmp_path: Path, start_after: str
 ) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_altinn_events._compat import AirflowFailException
 
     with pytest.raises(AirflowFailException, match='start_after must be "0"') as info:
         make(destination=str(tmp_path), start_after=start_after).execute({"run_id": "r"})
@@ -113,7 +116,7 @@ def test_blank_start_after_is_refused_before_any_request(
 def test_missing_subscribe_scope_is_refused_before_any_request(
     altinn_conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow_provider_altinn_events._compat import AirflowFailException
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_ALTINN_EVENTS_DEFAULT", altinn_conn.connection_json(scopes="altinn:events.publish")

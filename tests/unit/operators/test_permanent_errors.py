@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_altinn_events._compat import AirflowFailException
 from airflow_provider_altinn_events.exceptions import TokenGrantError
 from airflow_provider_altinn_events.operators.ingest import AltinnEventsIngestOperator
 from airflow_provider_altinn_events.operators.publish import (

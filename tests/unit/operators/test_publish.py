@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_altinn_events._compat import AirflowFailException
 from airflow_provider_altinn_events.exceptions import AltinnConfigError, AltinnForbiddenError
 from airflow_provider_altinn_events.operators.publish import (
     AltinnEventsPublishAppEventOperator,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_altinn_events._compat import AirflowFailException
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 from airflow_provider_altinn_events.operators.subscriptions import AltinnEventsCreateSubscriptionOperator
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
+from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException, TaskDeferred
 from airflow_provider_altinn_events.exceptions import AltinnConfigError, AltinnForbiddenError
 from airflow_provider_altinn_events.operators.subscriptions import (
     AltinnEventsCreateSubscriptionOperator,

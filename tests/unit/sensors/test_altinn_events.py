@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException
 from airflow_provider_altinn_events._payloads import TriggerError, TriggerPayload
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor

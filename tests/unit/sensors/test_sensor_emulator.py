@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
+from airflow_provider_altinn_events._compat import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 from airflow_provider_altinn_events.exceptions import AltinnForbiddenError, AltinnServerError
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
 from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsSensorTrigger

@@ -13,8 +13,8 @@ import math
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider_altinn_events._compat import TaskDeferred
 from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStatus
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor

@@ -1,0 +1,171 @@
+"""``_compat`` and the watcher's cursor per Airflow line (docs/compatibility.rst).
+
+The Variable path is what a watcher does in a triggerer below Airflow 3.3; here the triggerer's comms are
+replaced by a dict (the real path is measured by tests/e2e/test_watcher_restart.py on each line).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from airflow_provider_altinn_events import _compat
+from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
+from airflow_provider_altinn_events.triggers import _runtime
+from airflow_provider_altinn_events.triggers._runtime import _CursorStore
+from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsWatcherTrigger
+
+RES = "urn:altinn:resource:ttd-compat"
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str, *args: Any) -> None:
+        self.lines.append(msg % args if args else msg)
+
+
+class Variables:
+    """The metadata DB's Variables as the triggerer's supervisor serves them to a trigger."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.descriptions: dict[str, str] = {}
+        self.fail_reads = False
+
+    async def aget(self, key: str) -> str | None:
+        if self.fail_reads:
+            raise RuntimeError("supervisor unreachable")
+        return self.values.get(key)
+
+    async def aset(self, key: str, value: str, description: str) -> None:
+        self.values[key] = value
+        self.descriptions[key] = description
+
+
+class Store:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+@pytest.fixture
+def variables(monkeypatch: pytest.MonkeyPatch) -> Variables:
+    fake = Variables()
+    monkeypatch.setattr(_compat, "aget_variable", fake.aget)
+    monkeypatch.setattr(_compat, "aset_variable", fake.aset)
+    return fake
+
+
+def below_3_3(monkeypatch: pytest.MonkeyPatch, *, in_triggerer: bool = True) -> None:
+    monkeypatch.setattr(_compat, "airflow_has_asset_state_store", lambda: False)
+    monkeypatch.setattr(_compat, "in_triggerer", lambda: in_triggerer)
+
+
+def watcher(**kwargs: Any) -> AltinnEventsWatcherTrigger:
+    return AltinnEventsWatcherTrigger(**{"resource": RES, **kwargs})
+
+
+async def test_below_3_3_the_cursor_lives_in_a_variable(
+    monkeypatch: pytest.MonkeyPatch, variables: Variables
+) -> None:
+    below_3_3(monkeypatch)
+    trigger, log = watcher(), Log()
+    cursor = _CursorStore(None, trigger.cursor_key, log, watcher=trigger)
+    assert cursor.durable and cursor.variable_key is not None
+    assert await cursor.load() is None  # a first start: from the trigger's `after`
+    await cursor.save("e5")
+    await cursor.save("e5")  # unchanged: no second write
+    assert variables.values == {cursor.variable_key: "e5"}
+    assert "Delete it to start again" in variables.descriptions[cursor.variable_key]
+    assert "Airflow Variable" in log.lines[0]
+
+    restarted = _CursorStore(None, trigger.cursor_key, Log(), watcher=watcher())  # a new triggerer
+    assert await restarted.load() == "e5"
+
+
+async def test_below_3_3_an_unreadable_variable_fails_the_start_instead_of_skipping(
+    monkeypatch: pytest.MonkeyPatch, variables: Variables
+) -> None:
+    below_3_3(monkeypatch)
+    variables.fail_reads = True
+    trigger = watcher()
+    cursor = _CursorStore(None, trigger.cursor_key, Log(), watcher=trigger)
+    with pytest.raises(RuntimeError):
+        await cursor.load()  # the triggerer restarts the watcher; it never starts from "latest" instead
+
+
+async def test_below_3_3_outside_a_triggerer_the_cursor_is_in_memory_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, variables: Variables
+) -> None:
+    below_3_3(monkeypatch, in_triggerer=False)
+    trigger, log = watcher(), Log()
+    cursor = _CursorStore(None, trigger.cursor_key, log, watcher=trigger)
+    assert not cursor.durable
+    await cursor.save("e1")
+    assert variables.values == {} and "in memory only" in log.lines[0]
+
+
+def test_variable_key_is_url_safe_and_apart_per_filter_and_connection() -> None:
+    base = watcher()
+    key = _runtime._variable_key(base.cursor_key, base)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", key) and key.startswith("altinn_events.after_urn_altinn_resource")
+    assert (
+        _runtime._variable_key(base.cursor_key, watcher(poll_interval=5, max_events_per_trigger_event=7))
+        == key
+    )
+    assert _runtime._variable_key(base.cursor_key, watcher(event_types=["a.b"])) != key
+    assert _runtime._variable_key(base.cursor_key, watcher(altinn_events_conn_id="prod")) != key
+    odd = watcher(cursor_key="my key/with#odd?chars")
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", _runtime._variable_key(odd.cursor_key, odd))
+
+
+async def test_on_3_3_an_upgrade_takes_over_the_cursor_an_older_airflow_kept_in_a_variable(
+    monkeypatch: pytest.MonkeyPatch, variables: Variables
+) -> None:
+    monkeypatch.setattr(_compat, "in_triggerer", lambda: True)
+    trigger, store = watcher(), Store()
+    variables.values[_runtime._variable_key(trigger.cursor_key, trigger)] = "e9"
+    cursor = _CursorStore(store, trigger.cursor_key, Log(), watcher=trigger)
+    assert await cursor.load() == "e9"  # not "latest": nothing published during the upgrade is skipped
+    await cursor.save("e10")
+    assert store.values == {trigger.cursor_key: "e10"}
+    store.values[trigger.cursor_key] = "e11"
+    assert (
+        await _CursorStore(store, trigger.cursor_key, Log(), watcher=trigger).load() == "e11"
+    )  # store first
+
+
+def test_asset_state_store_detection_matches_the_trigger() -> None:
+    _compat.airflow_has_asset_state_store.cache_clear()
+    assert _compat.airflow_has_asset_state_store() == hasattr(watcher(), "asset_state_store")
+
+
+def test_sensor_timeout_none_means_the_configured_default_on_every_line() -> None:
+    default = _compat.conf.getfloat("sensors", "default_timeout")
+    assert _compat.sensor_timeout(None) == default
+    assert _compat.sensor_timeout(60) == 60
+    assert AltinnEventsSensor(task_id="s", resource=RES).timeout == default  # 3.0-3.2 refuse None themselves
+
+
+def test_copyable_event_survives_deepcopy_fresh() -> None:
+    event = _compat.CopyableEvent()
+    event.set()
+    copied = copy.deepcopy({"cancel": event})["cancel"]
+    assert isinstance(copied, _compat.CopyableEvent) and not copied.is_set()
+
+
+def test_moved_exceptions_are_the_ones_airflow_raises() -> None:
+    """The task runner catches these exact classes: the sensor's timeout and a fail-now must be Airflow's."""
+    assert issubclass(_compat.AirflowFailException, _compat.AirflowException)
+    assert issubclass(_compat.AirflowSensorTimeout, _compat.AirflowException)
+    assert issubclass(_compat.TaskDeferred, BaseException)
