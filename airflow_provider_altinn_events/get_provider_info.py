@@ -50,6 +50,26 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "queues": [f"{_PKG}.queues.altinn_events.AltinnEventsMessageQueueProvider"],
+        # Shown by `airflow config list` and the UI's configuration page; read where the trigger runs.
+        "config": {
+            "altinn_events": {
+                "description": "Settings of the Altinn Events provider.",
+                "options": {
+                    "sensor_resume_grace": {
+                        "description": (
+                            "Seconds after a deferrable AltinnEventsSensor's trigger starts during which "
+                            "events it finds are held back, so Airflow's scheduler does not fail the task on "
+                            "the stale report of the deferred try's exit (docs/guides/sensor.rst, "
+                            '"Troubleshooting"). 0 turns it off; a sensor\'s resume_grace argument wins.'
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "15",
+                        "default": "10",
+                    }
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "altinn_events",

@@ -63,3 +63,13 @@ def test_connection_form_fields_follow_the_declarative_schema() -> None:
         assert fields[secret]["schema"].get("format") == "password", secret
     hidden = conn_type["ui-field-behaviour"]["hidden-fields"]
     assert set(hidden) <= {"description", "host", "port", "login", "password", "schema", "extra"}
+
+
+def test_config_declares_the_resume_grace_with_the_code_default() -> None:
+    """``[altinn_events] sensor_resume_grace`` is listed for ``airflow config list`` with the default the
+    trigger uses when the option is absent, so the two cannot drift apart."""
+    from airflow_provider_altinn_events.triggers._grace import DEFAULT_RESUME_GRACE
+
+    option = get_provider_info()["config"]["altinn_events"]["options"]["sensor_resume_grace"]
+    assert float(option["default"]) == DEFAULT_RESUME_GRACE
+    assert option["type"] == "float"
