@@ -21,6 +21,8 @@ help:
 	@echo "make race     run the deferral-race reproduction 20 times on real Airflow (~10 min)"
 	@echo "make compat   unit + dag.test() suites + a triggerer restart on every Airflow line of the table"
 	@echo "              (AIRFLOW_VERSION=3.0.6 for one line; venvs in .venv-compat/, from constraints/)"
+	@echo "make distributed  PostgreSQL + Redis + CeleryExecutor (2 workers) + 2 triggerers, one killed, one frozen"
+	@echo "                  (installs postgresql and redis-server with apt if absent; ~5 min)"
 
 venv: $(STAMP)
 
