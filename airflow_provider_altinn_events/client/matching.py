@@ -30,8 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from airflow_provider_altinn_events.client._constants import (
+    DEFAULT_PAGE_SIZE,
+    RESOURCE_PREFIX,
+    SEEK_PAGE_SIZE,
+)
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
-from airflow_provider_altinn_events.client.urn import RESOURCE_PREFIX
 from airflow_provider_altinn_events.client.where import (
     WHERE_OPERATORS,
     like_match,
@@ -56,12 +60,6 @@ __all__ = [
 
 LATEST = "latest"
 """The ``after`` value meaning "only events that appear after the wait starts"."""
-
-DEFAULT_PAGE_SIZE = 100
-"""Page size for normal reading (the service caps ``size`` at 1000)."""
-
-SEEK_PAGE_SIZE = 1000
-"""Page size while seeking the current end for ``after="latest"``: the largest page the service serves."""
 
 SEEN_IDS_LIMIT = 2048
 """How many recent events (``(id, source)`` pairs) a poll state remembers to drop the ones served again;

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_provider_altinn_events._arguments import check_int
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID, MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
     from airflow_provider_altinn_events._ingest.storage import Storage
 
 __all__ = ["AltinnEventsIngestOperator"]
-
-_MAX_PAGE_SIZE = 1000
 
 
 class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow is untyped for mypy here
@@ -83,18 +82,18 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
         event_types: str | Sequence[str] | None = None,
         subject: str | None = None,
         alternative_subject: str | None = None,
-        page_size: int = _MAX_PAGE_SIZE,
+        page_size: int = MAX_PAGE_SIZE,
         max_events: int | None = None,
         start_after: str = "0",
         compression: str | None = None,
         events_per_file: int = 100_000,
         dedupe_window: int = 100_000,
-        altinn_events_conn_id: str = "altinn_events_default",
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         page_size = check_int(
-            page_size, "page_size", minimum=1, maximum=_MAX_PAGE_SIZE, why=" (Altinn's page limit)"
+            page_size, "page_size", minimum=1, maximum=MAX_PAGE_SIZE, why=" (Altinn's page limit)"
         )
         if max_events is not None:
             max_events = check_int(max_events, "max_events", minimum=1)

@@ -23,6 +23,7 @@ from airflow_provider_altinn_events._arguments import (
     is_templated,
 )
 from airflow_provider_altinn_events._boundary import permanent_errors_fail_task, task_failure
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL
 from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
@@ -107,11 +108,11 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         after: str = "0",
         min_events: int = 1,
         max_events: int | None = None,
-        poll_interval: float = 30.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | timedelta | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
-        altinn_events_conn_id: str = "altinn_events_default",
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
         resume_grace: float | None = None,
         **kwargs: Any,
     ) -> None:

@@ -39,6 +39,7 @@ from airflow_provider_altinn_events._arguments import (
     check_min_max_events,
     check_seconds,
 )
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL
 from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
 from airflow_provider_altinn_events.triggers import _grace
 from airflow_provider_altinn_events.triggers._cadence import Cadence
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
     from airflow_provider_altinn_events.client.matching import EventFilter, PollState
 
 __all__ = ["AltinnEventsSensorTrigger", "AltinnEventsWatcherTrigger"]
-
-DEFAULT_CONN_ID = "altinn_events_default"
 
 #: Seconds a watcher waits after yielding before it stores the cursor: the triggerer persists the event
 #: asynchronously (about 1 s after the yield on Airflow 3.3.2) and sends no acknowledgement.
@@ -206,7 +205,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         after: str = "0",
         min_events: int = 1,
         max_events: int | None = None,
-        poll_interval: float = 30.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
         resume_grace: float | None = None,
@@ -316,7 +315,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         source: str | None = None,
         where: Mapping[str, Any] | None = None,
         after: str = "latest",
-        poll_interval: float = 30.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_events_per_trigger_event: int = 100,
         cursor_key: str | None = None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
