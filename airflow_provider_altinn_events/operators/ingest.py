@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_altinn_events._ingest.storage import Storage
+    from airflow_provider_altinn_events.client.matching import EventFilter
 
 __all__ = ["AltinnEventsIngestOperator"]
 
@@ -138,11 +139,7 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
             with permanent_errors_fail_task(lambda error: f"{type(error).__name__}: {error}"):
                 spec = IngestSpec(
                     resource=self.resource,
-                    filters=Filters(
-                        types=_types(self.event_types),
-                        subject=self.subject or None,
-                        alternative_subject=self.alternative_subject or None,
-                    ),
+                    filters=Filters.of(self._event_filter()),
                     page_size=self.page_size,
                     max_events=self.max_events,
                     start_after=str(self.start_after or "0"),
@@ -167,6 +164,22 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
         """Stop at the next page; what was committed stays, the next try resumes from there."""
         self._cancel.set()
 
+    def _event_filter(self) -> EventFilter:
+        """The rendered query filters as an ``EventFilter``, the one normaliser and checker of event types (a
+        template that rendered empty means no filter).
+
+        :raises AltinnConfigError: e.g. an empty type in ``event_types``, or ``subject`` with
+            ``alternative_subject``.
+        """
+        from airflow_provider_altinn_events.client.matching import EventFilter
+
+        return EventFilter.from_arguments(
+            resource=self.resource,
+            event_types=self.event_types or None,
+            subject=self.subject or None,
+            alternative_subject=self.alternative_subject or None,
+        )
+
     def _storage(self) -> Storage:
         """The destination as storage: local folders directly, anything else through ObjectStoragePath."""
         from airflow_provider_altinn_events._ingest.storage import open_storage
@@ -179,12 +192,3 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
 
                 destination = ObjectStoragePath(destination)
         return open_storage(destination)
-
-
-def _types(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``event_types`` as a tuple: one string is one type; empty means no filter."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,) if value else ()
-    return tuple(str(item) for item in value if item)

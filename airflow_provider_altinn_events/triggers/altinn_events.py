@@ -38,6 +38,7 @@ from airflow_provider_altinn_events._arguments import (
     check_int,
     check_min_max_events,
     check_seconds,
+    filter_arguments,
 )
 from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL
 from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
@@ -213,9 +214,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         super().__init__()
         from airflow_provider_altinn_events.client.matching import initial_state
 
-        self.event_filter = check_event_filter(
-            resource, event_types, subject, alternative_subject, source, where
-        )
+        self.event_filter = check_event_filter(**filter_arguments(locals()))
         initial_state(after)  # fail at defer time on an empty cursor, not in the triggerer
         self.after = after
         self.min_events, self.max_events = check_min_max_events(min_events, max_events)
@@ -324,9 +323,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         super().__init__()
         from airflow_provider_altinn_events.client.matching import initial_state
 
-        self.event_filter = check_event_filter(
-            resource, event_types, subject, alternative_subject, source, where
-        )
+        self.event_filter = check_event_filter(**filter_arguments(locals()))
         initial_state(after)  # fail at DAG parse on an empty cursor, not in the triggerer
         self.after = after
         self.poll_interval = check_seconds(poll_interval, "poll_interval")
