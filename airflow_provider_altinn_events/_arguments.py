@@ -15,7 +15,7 @@ the URN rule and the errors are loaded on first use.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_event_filter",
+    "filter_arguments",
     "check_failures",
     "check_int",
     "check_min_max_events",
@@ -31,15 +32,8 @@ __all__ = [
 ]
 
 
-def check_event_filter(
-    resource: str,
-    event_types: Sequence[str] | str | None,
-    subject: str | None,
-    alternative_subject: str | None,
-    source: str | None,
-    where: Mapping[str, Any] | None,
-) -> EventFilter:
-    """The filter from the constructor arguments, checked.
+def check_event_filter(**arguments: Any) -> EventFilter:
+    """The filter from the constructor arguments (keywords named as ``EventFilter``'s fields), checked.
 
     Besides the filter's own rules, ``resource`` must be a URN Altinn accepts (``client/urn.py``): the events
     query only checks its prefix, so ``urn:altinn:resource:My Resource`` would be polled for ever and match
@@ -51,17 +45,10 @@ def check_event_filter(
     from airflow_provider_altinn_events.client.urn import URN_HELP, is_valid_urn
     from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
-    event_filter = EventFilter.from_arguments(
-        resource=resource,
-        event_types=event_types,
-        subject=subject,
-        alternative_subject=alternative_subject,
-        source=source,
-        where=where,
-    )
+    event_filter = EventFilter.from_arguments(**arguments)
     if not is_valid_urn(event_filter.resource):
         raise AltinnConfigError(
-            f"resource {resource!r} is not a resource URN Altinn accepts: it must be {URN_HELP}",
+            f"resource {event_filter.resource!r} is not a resource URN Altinn accepts: it must be {URN_HELP}",
             field="resource",
         )
     return event_filter
@@ -138,6 +125,15 @@ def check_min_max_events(min_events: Any, max_events: Any) -> tuple[int, int | N
             f"max_events must be at least min_events ({low}) or None, got {max_events!r}", field="max_events"
         )
     return low, high
+
+
+def filter_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The filter arguments among a constructor's ``locals()``: one per ``EventFilter`` field, so the sensor
+    and the triggers pass a new field on without listing it again (docs/architecture.rst,
+    "architecture-filter")."""
+    from airflow_provider_altinn_events.client.matching import FILTER_FIELDS
+
+    return {name: arguments[name] for name in FILTER_FIELDS}
 
 
 def is_templated(value: Any) -> bool:

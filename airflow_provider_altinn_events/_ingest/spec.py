@@ -8,12 +8,10 @@ from typing import Any
 
 from airflow_provider_altinn_events._ingest.ndjson import COMPRESSIONS
 from airflow_provider_altinn_events._ingest.state import Filters
+from airflow_provider_altinn_events.client._constants import MAX_PAGE_SIZE
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 __all__ = ["MAX_PAGE_SIZE", "IngestMode", "IngestResult", "IngestSpec"]
-
-#: Altinn serves at most 1000 events per page (larger sizes are clamped by the service).
-MAX_PAGE_SIZE = 1000
 
 
 class IngestMode(str, enum.Enum):

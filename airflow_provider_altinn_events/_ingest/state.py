@@ -14,9 +14,12 @@ import enum
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_altinn_events._ingest.errors import IngestStateError
+
+if TYPE_CHECKING:
+    from airflow_provider_altinn_events.client.matching import EventFilter
 
 __all__ = [
     "FORMAT_VERSION",
@@ -57,6 +60,16 @@ class Filters:
     def __post_init__(self) -> None:
         # Altinn matches any of the types: their order and repeats do not make another query.
         object.__setattr__(self, "types", tuple(sorted(set(self.types))))
+
+    @classmethod
+    def of(cls, event_filter: EventFilter) -> Filters:
+        """The query filters of an :class:`EventFilter`, which alone normalises and checks event types (one
+        rule for the sensor, the triggers and ingestion; docs/architecture.rst, "architecture-filter")."""
+        return cls(
+            types=event_filter.event_types,
+            subject=event_filter.subject,
+            alternative_subject=event_filter.alternative_subject,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

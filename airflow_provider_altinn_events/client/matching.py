@@ -27,11 +27,15 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
+from airflow_provider_altinn_events.client._constants import (
+    DEFAULT_PAGE_SIZE,
+    RESOURCE_PREFIX,
+    SEEK_PAGE_SIZE,
+)
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
-from airflow_provider_altinn_events.client.urn import RESOURCE_PREFIX
 from airflow_provider_altinn_events.client.where import (
     WHERE_OPERATORS,
     like_match,
@@ -42,6 +46,7 @@ from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "FILTER_FIELDS",
     "LATEST",
     "SEEK_PAGE_SIZE",
     "SEEN_IDS_LIMIT",
@@ -57,12 +62,6 @@ __all__ = [
 LATEST = "latest"
 """The ``after`` value meaning "only events that appear after the wait starts"."""
 
-DEFAULT_PAGE_SIZE = 100
-"""Page size for normal reading (the service caps ``size`` at 1000)."""
-
-SEEK_PAGE_SIZE = 1000
-"""Page size while seeking the current end for ``after="latest"``: the largest page the service serves."""
-
 SEEN_IDS_LIMIT = 2048
 """How many recent events (``(id, source)`` pairs) a poll state remembers to drop the ones served again;
 bounded so a watcher that runs for months does not grow without end. Events are served again only right
@@ -74,6 +73,9 @@ AMBIGUOUS_IDS_LIMIT = 256
 """How many ids known to be shared by several events a poll state remembers (never used as the cursor)."""
 
 logger = logging.getLogger(__name__)
+
+_ALWAYS: Mapping[str, Any] = {"always": True}
+"""Field metadata of the filter keys 0.1.0 serialized (see :class:`EventFilter`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +99,17 @@ class EventFilter:
     :raises AltinnConfigError: an argument cannot be sent to the service or is not a valid condition.
     """
 
-    resource: str
-    event_types: tuple[str, ...] = ()
-    subject: str | None = None
-    alternative_subject: str | None = None
-    source: str | None = None
-    where: Mapping[str, Any] = field(default_factory=dict)
+    # Every field is a filter argument of the sensor and both triggers (a test checks their signatures) and a
+    # key of to_dict(). The fields marked _ALWAYS are the ones 0.1.0 serialized: they stay in every
+    # to_dict(), so deployed watchers keep their identity; a field added later is written only when it is
+    # set (not its default), so adding one changes no existing watcher (docs/architecture.rst,
+    # "architecture-filter").
+    resource: str = field(metadata=_ALWAYS)
+    event_types: tuple[str, ...] = field(default=(), metadata=_ALWAYS)
+    subject: str | None = field(default=None, metadata=_ALWAYS)
+    alternative_subject: str | None = field(default=None, metadata=_ALWAYS)
+    source: str | None = field(default=None, metadata=_ALWAYS)
+    where: Mapping[str, Any] = field(default_factory=dict, metadata=_ALWAYS)
 
     def __post_init__(self) -> None:
         if not isinstance(self.resource, str) or not self.resource.startswith(RESOURCE_PREFIX):
@@ -123,29 +130,13 @@ class EventFilter:
         object.__setattr__(self, "where", validate_where(self.where or {}))
 
     @classmethod
-    def from_arguments(
-        cls,
-        *,
-        resource: str,
-        event_types: Sequence[str] | str | None = None,
-        subject: str | None = None,
-        alternative_subject: str | None = None,
-        source: str | None = None,
-        where: Mapping[str, Any] | None = None,
-    ) -> EventFilter:
-        """The filter from the sensor's and the triggers' arguments: one type may be given as a plain string,
-        and ``None`` means no types or no ``where`` conditions.
+    def from_arguments(cls, **arguments: Any) -> EventFilter:
+        """The filter from the sensor's and the triggers' keyword arguments (named as the fields): one type
+        may be given as a plain string, and ``None`` means the field's default (no types, no ``where``).
 
-        :raises AltinnConfigError: an argument is invalid (as for the constructor).
+        :raises AltinnConfigError: an argument is unknown or invalid (as for the constructor).
         """
-        return cls(
-            resource=resource,
-            event_types=_event_types(event_types),
-            subject=subject,
-            alternative_subject=alternative_subject,
-            source=source,
-            where=where or {},
-        )
+        return cls.from_dict(arguments)
 
     def server_query(self) -> dict[str, Any]:
         """Keyword arguments for ``list_events`` (everything the service itself can filter on)."""
@@ -178,33 +169,49 @@ class EventFilter:
         return where_matches(self.where, event)
 
     def to_dict(self) -> dict[str, Any]:
-        """The filter as plain JSON (the form trigger kwargs and docs use)."""
+        """The filter as plain JSON (the form trigger kwargs and docs use), in field order: the 0.1.0 fields
+        always, any later field only when it differs from its default."""
         return {
-            "resource": self.resource,
-            "event_types": list(self.event_types),
-            "subject": self.subject,
-            "alternative_subject": self.alternative_subject,
-            "source": self.source,
-            "where": dict(self.where),
+            f.name: _plain(getattr(self, f.name))
+            for f in fields(self)
+            if f.metadata.get("always") or getattr(self, f.name) != _default(f)
         }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> EventFilter:
-        """Rebuild a filter from :meth:`to_dict` output.
+        """Rebuild a filter from :meth:`to_dict` output (a missing key or ``None`` is the field's default).
 
         :raises AltinnConfigError: a key is unknown, or a value is invalid.
         """
-        unknown = set(raw) - {"resource", "event_types", "subject", "alternative_subject", "source", "where"}
+        unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
             raise AltinnConfigError(f"unknown event filter keys: {sorted(unknown)}", field=sorted(unknown)[0])
-        return cls(
-            resource=raw.get("resource"),  # type: ignore[arg-type]  # checked in __post_init__
-            event_types=_event_types(raw.get("event_types")),
-            subject=raw.get("subject"),
-            alternative_subject=raw.get("alternative_subject"),
-            source=raw.get("source"),
-            where=raw.get("where") or {},
-        )
+        arguments: dict[str, Any] = {}
+        for f in fields(cls):
+            value = raw.get(f.name)
+            if value is not None:
+                arguments[f.name] = value
+            elif f.default is MISSING and f.default_factory is MISSING:
+                arguments[f.name] = None  # refused by __post_init__ with the field named
+        return cls(**arguments)
+
+
+FILTER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EventFilter))
+"""The names of :class:`EventFilter`'s fields, in order: the filter arguments of the sensor and both
+triggers, and the keys of :meth:`EventFilter.to_dict`."""
+
+
+def _default(f: Field[Any]) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as plain JSON: tuples become lists, mappings dicts."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 _EVENT_TYPES_HELP = "a string or a list of non-empty strings: type patterns; % and _ are wildcards"

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_altinn_events.client._constants import MAX_PAGE_SIZE
 from airflow_provider_altinn_events.client.errors import (
     error_from_response,
     error_from_transport,
@@ -57,7 +58,6 @@ __all__ = [
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 JSON = "application/json"
-MAX_PAGE_SIZE = 1000
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 """The largest response body the clients read (8 MiB, after decompression): a full page of 1,000 events of

@@ -15,6 +15,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_altinn_events.client._constants import APP_RESOURCE_PREFIX
 from airflow_provider_altinn_events.client.urn import URN_HELP, is_valid_urn
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
@@ -83,7 +84,7 @@ def validate_subscription_request(
             "may give a source_filter instead",
             field="resource_filter",
         )
-    if resource is not None and not resource.startswith("urn:altinn:resource:app_"):
+    if resource is not None and not resource.startswith(APP_RESOURCE_PREFIX):
         if source is not None:
             raise AltinnConfigError(
                 f"source_filter is not supported for subscriptions on {resource!r} (only app resources, "

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 
+from airflow_provider_altinn_events.client._constants import RESOURCE_PREFIX
+
 __all__ = ["RESOURCE_PREFIX", "RESOURCE_URN_PATTERN", "URN_HELP", "is_valid_urn"]
 
-RESOURCE_PREFIX = "urn:altinn:resource:"
-"""The namespace of Altinn resources: what ``resource`` of every event and events query starts with."""
 
 #: Altinn's URN rule (``UriExtensions.IsValidUrn``): lowercase only, case-sensitive.
 RESOURCE_URN_PATTERN = re.compile(r"^urn:[a-z0-9-]{1,30}(:[a-z0-9()+,.\-;$_!/]{1,100}){1,10}$")

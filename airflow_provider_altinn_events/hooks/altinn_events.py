@@ -15,6 +15,7 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_altinn_events._compat import BaseHook, aget_connection
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow_provider_altinn_events.client.clients import AltinnEventsClient, AsyncAltinnEventsClient
@@ -37,7 +38,7 @@ class AltinnEventsHook(BaseHook):  # type: ignore[misc]  # airflow is not type-c
     """
 
     conn_name_attr = "altinn_events_conn_id"
-    default_conn_name = "altinn_events_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "altinn_events"
     hook_name = "Altinn Events"
 

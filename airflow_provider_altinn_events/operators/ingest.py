@@ -18,15 +18,15 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_altinn_events._arguments import check_int
 from airflow_provider_altinn_events._compat import CopyableEvent
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID, MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_altinn_events._ingest.storage import Storage
+    from airflow_provider_altinn_events.client.matching import EventFilter
 
 __all__ = ["AltinnEventsIngestOperator"]
-
-_MAX_PAGE_SIZE = 1000
 
 
 class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow is untyped for mypy here
@@ -83,18 +83,18 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
         event_types: str | Sequence[str] | None = None,
         subject: str | None = None,
         alternative_subject: str | None = None,
-        page_size: int = _MAX_PAGE_SIZE,
+        page_size: int = MAX_PAGE_SIZE,
         max_events: int | None = None,
         start_after: str = "0",
         compression: str | None = None,
         events_per_file: int = 100_000,
         dedupe_window: int = 100_000,
-        altinn_events_conn_id: str = "altinn_events_default",
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         page_size = check_int(
-            page_size, "page_size", minimum=1, maximum=_MAX_PAGE_SIZE, why=" (Altinn's page limit)"
+            page_size, "page_size", minimum=1, maximum=MAX_PAGE_SIZE, why=" (Altinn's page limit)"
         )
         if max_events is not None:
             max_events = check_int(max_events, "max_events", minimum=1)
@@ -139,11 +139,7 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
             with permanent_errors_fail_task(lambda error: f"{type(error).__name__}: {error}"):
                 spec = IngestSpec(
                     resource=self.resource,
-                    filters=Filters(
-                        types=_types(self.event_types),
-                        subject=self.subject or None,
-                        alternative_subject=self.alternative_subject or None,
-                    ),
+                    filters=Filters.of(self._event_filter()),
                     page_size=self.page_size,
                     max_events=self.max_events,
                     start_after=str(self.start_after or "0"),
@@ -168,6 +164,22 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
         """Stop at the next page; what was committed stays, the next try resumes from there."""
         self._cancel.set()
 
+    def _event_filter(self) -> EventFilter:
+        """The rendered query filters as an ``EventFilter``, the one normaliser and checker of event types (a
+        template that rendered empty means no filter).
+
+        :raises AltinnConfigError: e.g. an empty type in ``event_types``, or ``subject`` with
+            ``alternative_subject``.
+        """
+        from airflow_provider_altinn_events.client.matching import EventFilter
+
+        return EventFilter.from_arguments(
+            resource=self.resource,
+            event_types=self.event_types or None,
+            subject=self.subject or None,
+            alternative_subject=self.alternative_subject or None,
+        )
+
     def _storage(self) -> Storage:
         """The destination as storage: local folders directly, anything else through ObjectStoragePath."""
         from airflow_provider_altinn_events._ingest.storage import open_storage
@@ -180,12 +192,3 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
 
                 destination = ObjectStoragePath(destination)
         return open_storage(destination)
-
-
-def _types(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``event_types`` as a tuple: one string is one type; empty means no filter."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,) if value else ()
-    return tuple(str(item) for item in value if item)

@@ -23,6 +23,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_altinn_events._arguments import check_int
 from airflow_provider_altinn_events._boundary import is_permanent, permanent_errors_fail_task
 from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID
 from airflow_provider_altinn_events.exceptions import AltinnForbiddenError
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class _PublishBase(BaseOperator):  # type: ignore[misc]
         self,
         *,
         event: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str,
-        altinn_events_conn_id: str = "altinn_events_default",
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
         max_concurrency: int = 8,
         **kwargs: Any,
     ) -> None:

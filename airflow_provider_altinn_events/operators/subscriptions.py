@@ -19,6 +19,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_altinn_events._arguments import check_seconds
 from airflow_provider_altinn_events._boundary import permanent_errors_fail_task
 from airflow_provider_altinn_events._compat import AirflowException, AirflowFailException
+from airflow_provider_altinn_events.client._constants import APP_RESOURCE_PREFIX, DEFAULT_CONN_ID
 from airflow_provider_altinn_events.exceptions import (
     AltinnConfigError,
     AltinnError,
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
     from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 
 __all__ = ["AltinnEventsCreateSubscriptionOperator", "AltinnEventsDeleteSubscriptionOperator"]
-
-#: Resources of Altinn apps (``urn:altinn:resource:app_{org}_{app}``): subscribing to them needs no scope.
-APP_RESOURCE_PREFIX = "urn:altinn:resource:app_"
 
 #: How much longer than the trigger's own deadline Airflow waits before it times the deferral out itself.
 _DEFERRAL_GRACE_SECONDS = 60.0
@@ -100,7 +98,7 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
         wait_for_validation: bool = False,
         validation_timeout_seconds: float = 600.0,
         poll_interval_seconds: float = 5.0,
-        altinn_events_conn_id: str = "altinn_events_default",
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -236,7 +234,7 @@ class AltinnEventsDeleteSubscriptionOperator(BaseOperator):  # type: ignore[misc
         *,
         subscription_id: int | str,
         fail_if_not_exists: bool = False,
-        altinn_events_conn_id: str = "altinn_events_default",
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

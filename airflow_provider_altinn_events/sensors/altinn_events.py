@@ -19,10 +19,13 @@ from airflow_provider_altinn_events._arguments import (
     check_failures,
     check_min_max_events,
     check_seconds,
+    filter_arguments,
     is_templated,
 )
 from airflow_provider_altinn_events._boundary import permanent_errors_fail_task, task_failure
 from airflow_provider_altinn_events._compat import conf, sensor_timeout
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL
+from airflow_provider_altinn_events.client.matching import FILTER_FIELDS
 from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
@@ -81,16 +84,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         invalid (at construction, i.e. when the DAG file is imported).
     """
 
-    template_fields: Sequence[str] = (
-        "resource",
-        "event_types",
-        "subject",
-        "alternative_subject",
-        "source",
-        "where",
-        "after",
-        "altinn_events_conn_id",
-    )
+    template_fields: Sequence[str] = (*FILTER_FIELDS, "after", "altinn_events_conn_id")
     ui_color = "#e8f0fb"
     max_wait_seconds: float = MAX_WAIT_SECONDS
     """The longest a ``Retry-After`` can pause polling (unless ``poll_interval`` is longer), as in the triggers."""
@@ -107,16 +101,17 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         after: str = "0",
         min_events: int = 1,
         max_events: int | None = None,
-        poll_interval: float = 30.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float | timedelta | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
-        altinn_events_conn_id: str = "altinn_events_default",
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
         resume_grace: float | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_altinn_events.triggers._grace import check_resume_grace
 
+        filters = filter_arguments(locals())  # one per EventFilter field, each templated
         kwargs.setdefault("poke_interval", poll_interval)
         interval = kwargs["poke_interval"]
         # before Airflow's own check, which would refuse a negative interval with a plain ValueError
@@ -126,19 +121,14 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         super().__init__(timeout=sensor_timeout(timeout), **kwargs)
         self.min_events, self.max_events = check_min_max_events(min_events, max_events)
         self.max_consecutive_failures = check_failures(max_consecutive_failures)
-        filter_arguments = (resource, event_types, subject, alternative_subject, source, where)
-        if not is_templated(filter_arguments):  # templates are checked once rendered, before the first poll
-            check_event_filter(*filter_arguments)
+        if not is_templated(filters):  # templates are checked once rendered, before the first poll
+            check_event_filter(**filters)
         if not is_templated(after):
             from airflow_provider_altinn_events.client.matching import initial_state
 
             initial_state(after)
-        self.resource = resource
-        self.event_types = event_types
-        self.subject = subject
-        self.alternative_subject = alternative_subject
-        self.source = source
-        self.where = where
+        for name, value in filters.items():
+            setattr(self, name, value)
         self.after = after
         self.poll_interval = float(self.poke_interval)
         self.deferrable = deferrable
@@ -300,14 +290,8 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         from airflow_provider_altinn_events.client.matching import initial_state
 
         if self._state is None or self._filter is None:
-            self._filter = check_event_filter(
-                self.resource,
-                self.event_types,
-                self.subject or None,
-                self.alternative_subject or None,
-                self.source or None,
-                self.where,
-            )
+            # a template that rendered empty ("") means the field's default, as None does
+            self._filter = check_event_filter(**{name: getattr(self, name) or None for name in FILTER_FIELDS})
             # None stays None (refused with the allowed values) instead of becoming the cursor "None"
             self._state = initial_state(self.after if self.after is None else str(self.after))
         return self._state, self._filter

@@ -38,7 +38,9 @@ from airflow_provider_altinn_events._arguments import (
     check_int,
     check_min_max_events,
     check_seconds,
+    filter_arguments,
 )
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL
 from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
 from airflow_provider_altinn_events.triggers import _grace
 from airflow_provider_altinn_events.triggers._cadence import Cadence
@@ -49,8 +51,6 @@ if TYPE_CHECKING:
     from airflow_provider_altinn_events.client.matching import EventFilter, PollState
 
 __all__ = ["AltinnEventsSensorTrigger", "AltinnEventsWatcherTrigger"]
-
-DEFAULT_CONN_ID = "altinn_events_default"
 
 #: Seconds a watcher waits after yielding before it stores the cursor: the triggerer persists the event
 #: asynchronously (about 1 s after the yield on Airflow 3.3.2) and sends no acknowledgement.
@@ -206,7 +206,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         after: str = "0",
         min_events: int = 1,
         max_events: int | None = None,
-        poll_interval: float = 30.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
         resume_grace: float | None = None,
@@ -214,9 +214,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         super().__init__()
         from airflow_provider_altinn_events.client.matching import initial_state
 
-        self.event_filter = check_event_filter(
-            resource, event_types, subject, alternative_subject, source, where
-        )
+        self.event_filter = check_event_filter(**filter_arguments(locals()))
         initial_state(after)  # fail at defer time on an empty cursor, not in the triggerer
         self.after = after
         self.min_events, self.max_events = check_min_max_events(min_events, max_events)
@@ -317,7 +315,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         source: str | None = None,
         where: Mapping[str, Any] | None = None,
         after: str = "latest",
-        poll_interval: float = 30.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         max_events_per_trigger_event: int = 100,
         cursor_key: str | None = None,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
@@ -326,9 +324,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         super().__init__()
         from airflow_provider_altinn_events.client.matching import initial_state
 
-        self.event_filter = check_event_filter(
-            resource, event_types, subject, alternative_subject, source, where
-        )
+        self.event_filter = check_event_filter(**filter_arguments(locals()))
         initial_state(after)  # fail at DAG parse on an empty cursor, not in the triggerer
         self.after = after
         self.poll_interval = check_seconds(poll_interval, "poll_interval")

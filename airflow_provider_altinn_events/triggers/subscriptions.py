@@ -20,6 +20,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID
 from airflow_provider_altinn_events.exceptions import AltinnError
 
 __all__ = ["AltinnEventsSubscriptionValidatedTrigger", "SubscriptionValidationStatus"]
@@ -53,7 +54,7 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
     def __init__(
         self,
         subscription_id: int,
-        altinn_events_conn_id: str = "altinn_events_default",
+        altinn_events_conn_id: str = DEFAULT_CONN_ID,
         poll_interval_seconds: float = 5.0,
         timeout_seconds: float = 600.0,
         deadline: str | None = None,

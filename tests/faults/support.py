@@ -40,6 +40,8 @@ from airflow_provider_altinn_events.triggers.altinn_events import (
     AltinnEventsSensorTrigger,
     AltinnEventsWatcherTrigger,
 )
+from tests.fakes import FakeStore as FakeStore
+from tests.fakes import FakeTI as FakeTI
 
 EVENTS_PATH = "/events/api/v1/events"
 CONN_ID = "altinn_faults"
@@ -51,33 +53,6 @@ RUN_TIMEOUT = 60.0
 def new_resource(tag: str) -> str:
     """A resource of its own for one test, so runs never see each other's events."""
     return f"urn:altinn:resource:faults-{tag}-{uuid.uuid4().hex[:8]}"
-
-
-class FakeTI:
-    """What the operators and the sensor use of a task instance: identity and ``xcom_push``."""
-
-    def __init__(self, run_id: str = "manual__faults") -> None:
-        self.dag_id = "fault_suite"
-        self.task_id = "task"
-        self.run_id = run_id
-        self.map_index = -1
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
-
-
-class FakeStore:
-    """A single-asset ``asset_state_store``: async ``aget``/``aset`` of JSON values, as the triggerer injects."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
 
 
 def connection_env(handle: EmulatorHandle, **extra: Any) -> tuple[str, str]:
@@ -358,7 +333,7 @@ def publish_ids(resource: str, count: int, run_id: str = "manual__faults") -> li
     """The ids the publish operator gives ``count`` events of one task instance (the same on every try)."""
     from airflow_provider_altinn_events.operators.publish import event_id_for
 
-    return [event_id_for("fault_suite", "task", run_id, -1, n) for n in range(count)]
+    return [event_id_for(FakeTI.dag_id, FakeTI.task_id, run_id, -1, n) for n in range(count)]
 
 
 async def generate_later(handle: EmulatorHandle, resource: str, count: int, delay: float) -> None:

@@ -32,6 +32,7 @@ from airflow_provider_altinn_events.triggers.altinn_events import (
     AltinnEventsSensorTrigger,
     AltinnEventsWatcherTrigger,
 )
+from tests.fakes import FakeStore, FakeTI
 
 pytestmark = pytest.mark.integration
 
@@ -103,16 +104,10 @@ def test_poke_sensor_delivers_both_and_waits(altinn_conn: EmulatorHandle, resour
     before = requests(altinn_conn)
     arrivals = publish_later(resource)
 
-    class TI:
-        pushed: dict[str, Any] = {}
-
-        def xcom_push(self, key: str, value: Any) -> None:
-            self.pushed[key] = value
-
     sensor = AltinnEventsSensor(
         task_id="wait", resource=resource, min_events=4, poll_interval=1, timeout=30, deferrable=False
     )
-    events = sensor.execute({"ti": TI()})
+    events = sensor.execute({"ti": FakeTI()})
     arrivals.join()
     made = requests(altinn_conn) - before
     print(f"\npoke sensor: {made} requests")
@@ -140,23 +135,12 @@ async def test_sensor_trigger_delivers_both_and_waits(altinn_conn: EmulatorHandl
     assert made <= BUDGET
 
 
-class Store:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-
 async def test_watcher_emits_both_and_waits(altinn_conn: EmulatorHandle, resource: str) -> None:
     publish(resource, *FIRST)
     before = requests(altinn_conn)
     arrivals = publish_later(resource)
     trigger = AltinnEventsWatcherTrigger(resource=resource, after="0", poll_interval=1)
-    trigger.asset_state_store = Store()
+    trigger.asset_state_store = FakeStore()
     gen = cast(AsyncGenerator[Any, None], trigger.run())
     emitted: list[Any] = []
     try:

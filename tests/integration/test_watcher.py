@@ -18,25 +18,13 @@ from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStat
 from airflow_provider_altinn_events.triggers._runtime import _CLIENTS
 from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsWatcherTrigger
 from tests.airflow_support import EXAMPLE_DAGS
+from tests.fakes import FakeStore
 
 pytestmark = pytest.mark.integration
 
 RESOURCE = "urn:altinn:resource:ttd-altinn-events-automated-tests"
 CASE_TYPE = "no.example.case.changed.v1"
 EVENTS_PATH = "/events/api/v1/events"
-
-
-class FakeStore:
-    """Single-asset ``asset_state_store`` stand-in: async aget/aset of JSON values (as the triggerer's)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
 
 
 @dataclass

@@ -4,7 +4,6 @@ that turns permanent errors into ``AirflowFailException`` (``_boundary.py``)."""
 from __future__ import annotations
 
 import pickle
-from typing import Any
 
 import pytest
 
@@ -28,6 +27,7 @@ from airflow_provider_altinn_events.exceptions import (
     TokenGrantError,
 )
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
+from tests.fakes import FakeTI
 
 RES = "urn:altinn:resource:ttd-test"
 
@@ -109,11 +109,6 @@ def test_payload_adds_the_key_only_when_permanent() -> None:
     )
 
 
-class FakeTI:
-    def xcom_push(self, key: str, value: Any) -> None:
-        raise AssertionError("nothing is pushed on failure")
-
-
 @pytest.mark.parametrize(
     ("error", "raised"),
     [
@@ -129,9 +124,11 @@ class FakeTI:
 def test_execute_complete_fails_at_once_on_a_permanent_error(error: AltinnError, raised: type) -> None:
     sensor = AltinnEventsSensor(task_id="wait", resource=RES, deferrable=True)
     event = TriggerPayload.failure(RES, "e7", error).to_dict()
+    ti = FakeTI()
     with pytest.raises(AirflowException) as info:
-        sensor.execute_complete({"ti": FakeTI()}, event)  # type: ignore[arg-type]
+        sensor.execute_complete({"ti": ti}, event)  # type: ignore[arg-type]
     assert type(info.value) is raised
+    assert ti.pushed == {}  # nothing is pushed on failure
     assert type(error).__name__ in str(info.value) and "'e7'" in str(info.value)
 
 

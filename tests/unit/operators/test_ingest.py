@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_altinn_events._ingest import LocalStorage, PathStorage
-from airflow_provider_altinn_events.operators.ingest import AltinnEventsIngestOperator, _types
+from airflow_provider_altinn_events._ingest import Filters, LocalStorage, PathStorage
+from airflow_provider_altinn_events.exceptions import AltinnConfigError
+from airflow_provider_altinn_events.operators.ingest import AltinnEventsIngestOperator
 
 RESOURCE = "urn:altinn:resource:ttd-operator-unit"
 
@@ -62,10 +63,15 @@ def test_bad_numbers_fail_at_parse_time(kwargs: dict[str, Any]) -> None:
         make(**kwargs)
 
 
-def test_event_types_accept_one_or_many() -> None:
-    assert _types(None) == () and _types("") == ()
-    assert _types("a.b") == ("a.b",)
-    assert _types(["a", "", "b"]) == ("a", "b")
+def test_event_types_accept_one_or_many_and_are_normalised_by_event_filter() -> None:
+    # one normaliser of event types (client/matching.py's EventFilter) for the sensor, triggers and ingestion
+    assert Filters.of(make(event_types=None)._event_filter()) == Filters()
+    assert Filters.of(make(event_types="")._event_filter()) == Filters()
+    assert Filters.of(make(event_types="a.b")._event_filter()) == Filters(("a.b",))
+    assert Filters.of(make(event_types=("b", "a", "b"))._event_filter()) == Filters(("a", "b"))
+    with pytest.raises(AltinnConfigError) as raised:
+        make(event_types=["a", "", "b"])._event_filter()  # was silently dropped; the sensor refuses it too
+    assert raised.value.field == "event_types"
 
 
 def test_destinations(tmp_path: Path) -> None:

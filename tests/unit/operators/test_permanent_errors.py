@@ -24,16 +24,10 @@ from airflow_provider_altinn_events.operators.subscriptions import (
     AltinnEventsCreateSubscriptionOperator,
     AltinnEventsDeleteSubscriptionOperator,
 )
+from tests.fakes import FakeTI
 
 RESOURCE = "urn:altinn:resource:ttd-permanent-errors"
 EVENT = {"type": "t.created", "source": "https://example.org/x", "resource": RESOURCE, "id": "e1"}
-
-
-class FakeTI:
-    dag_id, task_id, run_id, map_index = "d", "t", "manual__1", -1
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ same operators run inside real Airflow in ``tests/integration/test_publish_dag.p
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -21,23 +20,18 @@ from airflow_provider_altinn_events.operators.publish import (
     AltinnEventsPublishRejectedError,
     event_id_for,
 )
+from tests.fakes import FakeTI
 
 RESOURCE = "urn:altinn:resource:ttd-altinn-events-automated-tests"
 OTHER_RESOURCE = "urn:altinn:resource:ttd-restricted"
 APP_SOURCE = "https://ttd.apps.altinn.no/ttd/apps-test/instances/1337/6fb3f738-6800-4f29-9f3e-1c66862656cd"
 
 
-@dataclass
-class FakeTI:
-    dag_id: str = "dag"
-    task_id: str = "publish"
-    run_id: str = "manual__2026-05-12T08:30:00+00:00"
-    map_index: int = -1
-    try_number: int = 1
+RUN_ID = "manual__2026-05-12T08:30:00+00:00"
 
 
 def context(**ti: Any) -> dict[str, Any]:
-    return {"ti": FakeTI(**ti)}
+    return {"ti": FakeTI(**{"task_id": "publish", "run_id": RUN_ID, **ti})}
 
 
 def make_event(number: int = 1, resource: str = RESOURCE, **extra: Any) -> dict[str, Any]:
@@ -195,7 +189,7 @@ def test_timed_out_events_are_listed_as_not_confirmed(
     with pytest.raises(AltinnEventsPublishError) as info:
         operator.execute(context())
     error = info.value
-    ids = [event_id_for("dag", "publish", FakeTI.run_id, -1, i) for i in range(2)]
+    ids = [event_id_for("dag", "publish", RUN_ID, -1, i) for i in range(2)]
     assert error.unconfirmed_ids == ids[:1] and error.unconfirmed_indices == [0]
     assert error.not_published_ids == ids and error.not_published_indices == [0, 1]  # as before: re-send all
     assert "0 of 2 event(s); 1 not confirmed" in str(error) and "1 not published" in str(error)
@@ -216,7 +210,7 @@ def test_explicit_ids_are_kept(altinn_conn: Any) -> None:
     ids = AltinnEventsPublishOperator(task_id="p", event=[make_event(1, id="case-1"), make_event(2)]).execute(
         context()
     )
-    assert ids[0] == "case-1" and ids[1] == event_id_for("dag", "publish", FakeTI.run_id, -1, 1)
+    assert ids[0] == "case-1" and ids[1] == event_id_for("dag", "publish", RUN_ID, -1, 1)
 
 
 def test_json_string_event_is_accepted(altinn_conn: Any) -> None:
@@ -276,7 +270,7 @@ def test_sequential_failure_names_published_and_not_published(altinn_conn: Any) 
     with pytest.raises(AltinnEventsPublishRejectedError) as info:
         operator.execute(context())
     error = info.value
-    ids = [event_id_for("dag", "publish", FakeTI.run_id, -1, n) for n in range(5)]
+    ids = [event_id_for("dag", "publish", RUN_ID, -1, n) for n in range(5)]
     assert error.published_ids == ids[:2]
     assert error.not_published_ids == ids[2:]
     assert (error.published_indices, error.not_published_indices) == ([0, 1], [2, 3, 4])
@@ -295,7 +289,7 @@ def test_concurrent_failure_accounts_for_every_event(altinn_conn: Any) -> None:
     with pytest.raises(AltinnEventsPublishRejectedError) as info:
         AltinnEventsPublishOperator(task_id="p", event=events, max_concurrency=4).execute(context())
     error = info.value
-    ids = [event_id_for("dag", "publish", FakeTI.run_id, -1, n) for n in range(40)]
+    ids = [event_id_for("dag", "publish", RUN_ID, -1, n) for n in range(40)]
     assert sorted(error.published_ids + error.not_published_ids) == sorted(ids)
     assert ids[20] in error.not_published_ids
     assert 20 <= len(error.published_ids) < 40

@@ -9,11 +9,7 @@ import pytest
 from airflow_provider_altinn_events._compat import AirflowFailException
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 from airflow_provider_altinn_events.operators.subscriptions import AltinnEventsCreateSubscriptionOperator
-
-
-class FakeTI:
-    def xcom_push(self, key: str, value: Any) -> None:
-        pass
+from tests.fakes import FakeTI
 
 
 def create(**kwargs: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -19,17 +18,10 @@ from airflow_provider_altinn_events.operators.subscriptions import (
     AltinnEventsDeleteSubscriptionOperator,
 )
 from airflow_provider_altinn_events.triggers.subscriptions import AltinnEventsSubscriptionValidatedTrigger
+from tests.fakes import FakeTI
 from tests.unit.triggers.test_subscriptions import WebhookReceiver
 
 RESOURCE = "urn:altinn:resource:ttd-altinn-events-automated-tests"
-
-
-@dataclass
-class FakeTI:
-    pushed: dict[str, Any] = field(default_factory=dict)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
 
 
 @pytest.fixture

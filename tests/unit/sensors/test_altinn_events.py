@@ -13,17 +13,10 @@ from airflow_provider_altinn_events._compat import AirflowException, AirflowFail
 from airflow_provider_altinn_events._payloads import TriggerError, TriggerPayload
 from airflow_provider_altinn_events.exceptions import AltinnConfigError
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
+from tests.fakes import FakeTI
 
 RES = "urn:altinn:resource:ttd-test"
 EVENT = {"specversion": "1.0", "id": "e1", "source": "https://s", "type": "t", "resource": RES}
-
-
-class FakeTI:
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
 
 
 def make(**kwargs: Any) -> AltinnEventsSensor:

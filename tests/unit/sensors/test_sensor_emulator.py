@@ -15,17 +15,10 @@ from airflow_provider_altinn_events._compat import AirflowFailException, Airflow
 from airflow_provider_altinn_events.exceptions import AltinnForbiddenError, AltinnServerError
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
 from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsSensorTrigger
+from tests.fakes import FakeTI
 
 RES = "urn:altinn:resource:ttd-sensor-tests"
 EVENTS_PATH = "/events/api/v1/events"
-
-
-class FakeTI:
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
 
 
 def make(**kwargs: Any) -> AltinnEventsSensor:

@@ -4,7 +4,6 @@ the shared client, and the watcher's cursor in a (fake) asset state store."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from airflow_provider_altinn_events.triggers.altinn_events import (
     AltinnEventsSensorTrigger,
     AltinnEventsWatcherTrigger,
 )
+from tests.fakes import FakeStore
 
 RES = "urn:altinn:resource:ttd-trigger-tests"
 EVENTS_PATH = "/events/api/v1/events"
@@ -42,22 +42,6 @@ def listed_ids(handle: Any, count: int) -> list[str]:
     )
     response.raise_for_status()
     return [e["id"] for e in response.json()]
-
-
-class FakeStore:
-    """Async ``aget``/``aset`` like Airflow's single-asset state store accessor; records every write."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes: list[tuple[str, Any]] = []
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        json.dumps(value)
-        self.values[key] = value
-        self.writes.append((key, value))
 
 
 # ---------------------------------------------------------------------------------------------------------
