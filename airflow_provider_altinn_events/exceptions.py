@@ -20,7 +20,16 @@ Airflow fails a task on any exception anyway, so an ``AirflowException`` base wo
     │   ├── AltinnNotFoundError          404
     │   ├── AltinnRateLimitError         429        retry_after parsed from the header; retryable
     │   └── AltinnServerError            5xx        retryable
-    └── AltinnPayloadError(AltinnError, ValueError) a response or event body is not what the contract says
+    ├── AltinnPayloadError(AltinnError, ValueError) a response or event body is not what the contract says
+    ├── IngestStateError(AltinnError)               the destination's cursor or manifest cannot be used as it
+    │   │                                           is; permanent
+    │   └── IngestConflictError                     someone else moved the cursor while this run was writing
+    └── IngestCancelledError(AltinnError)           the task was killed; the run stopped without committing more
+
+Beside the tree, in ``operators/publish.py``: ``AltinnEventsPublishError`` (an ``AirflowException``) and
+``AltinnEventsPublishRejectedError`` (an ``AirflowFailException``), raised by the publish operator after it has
+sent what it could, with the per-event outcomes attached. They subclass Airflow's exceptions, so they cannot
+live here, in the Airflow-free core (docs/publishing.rst).
 
 ``retryable`` says whether sending the same request again may help (the client's retry policy reads it);
 ``permanent`` says whether running the task again may help: ``False`` for anything a later try could get
@@ -51,6 +60,9 @@ __all__ = [
     "AltinnServerError",
     "AltinnTransportError",
     "AltinnUnauthorizedError",
+    "IngestCancelledError",
+    "IngestConflictError",
+    "IngestStateError",
     "ProblemDetails",
     "TokenExchangeError",
     "TokenGrantError",
@@ -291,3 +303,27 @@ class AltinnServerError(AltinnAPIError):
 
 class AltinnPayloadError(AltinnError, ValueError):
     """A response or an event body does not match the contract (not JSON, not a CloudEvent, ...)."""
+
+
+class IngestStateError(AltinnError):
+    """The cursor or a manifest in the destination is unreadable, or was written for other filters.
+
+    Never retried: the state needs a person to look at it (the message names the file); ``permanent``.
+    """
+
+    permanent = True
+
+
+class IngestConflictError(IngestStateError):
+    """The cursor changed under a running ingestion: two writers share one resource folder.
+
+    The run stops without committing, so the other writer's progress is kept. Run one ingestion per
+    resource and destination at a time (``max_active_runs=1``). Not permanent: the other writer may be done
+    by the next try.
+    """
+
+    permanent = False
+
+
+class IngestCancelledError(AltinnError):
+    """The run was asked to stop (the task was killed); what it committed stays, the next try resumes."""

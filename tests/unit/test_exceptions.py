@@ -137,3 +137,23 @@ def test_errors_pickle() -> None:
         False,
         "g (status 400, invalid_grant)",
     )
+
+
+def test_ingest_errors_have_one_home_in_exceptions() -> None:
+    """The ingest errors users are told to catch import from ``exceptions`` and are the ``_ingest`` objects."""
+    from airflow_provider_altinn_events import _ingest
+    from airflow_provider_altinn_events._ingest import errors as ingest_errors
+    from airflow_provider_altinn_events.operators import ingest as ingest_operator
+
+    for name in ("IngestStateError", "IngestConflictError", "IngestCancelledError"):
+        cls = getattr(exc, name)
+        assert name in exc.__all__
+        assert cls.__module__ == exc.__name__
+        assert getattr(ingest_errors, name) is cls
+        assert getattr(_ingest, name) is cls
+        if hasattr(ingest_operator, name):
+            assert getattr(ingest_operator, name) is cls
+    assert issubclass(exc.IngestConflictError, exc.IngestStateError)
+    assert issubclass(exc.IngestStateError, exc.AltinnError)
+    assert issubclass(exc.IngestCancelledError, exc.AltinnError)
+    assert exc.IngestStateError.permanent and not exc.IngestConflictError.permanent
