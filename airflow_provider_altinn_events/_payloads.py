@@ -16,6 +16,18 @@ An error that no retry can fix adds ``"permanent": true`` to ``error`` (the key 
 payloads of other errors look as they always did); ``execute_complete`` then fails the task without Airflow's
 retries. A payload without the key reads as not permanent.
 
+The subscription trigger (``AltinnEventsSubscriptionValidatedTrigger``) yields one
+:class:`SubscriptionPayload`, read back by ``AltinnEventsCreateSubscriptionOperator.execute_complete``:
+
+.. code-block:: json
+
+    {"status": "validated", "subscription_id": 7, "subscription": {"id": 7, "...": "..."}, "message": null}
+
+    {"status": "error", "subscription_id": 7, "subscription": null, "message": "...", "permanent": true}
+
+``"permanent": true`` appears only when the trigger stopped on an error no retry can fix (so payloads of
+older triggers, without the key, still parse, as not permanent).
+
 Treat any change to these keys as a breaking change (CHANGELOG). Nothing here imports Airflow or a hook.
 """
 
@@ -29,7 +41,13 @@ from typing import Any
 from airflow_provider_altinn_events.client.models import CloudEvent
 from airflow_provider_altinn_events.exceptions import AltinnPayloadError
 
-__all__ = ["TriggerError", "TriggerPayload", "TriggerStatus"]
+__all__ = [
+    "SubscriptionPayload",
+    "SubscriptionValidationStatus",
+    "TriggerError",
+    "TriggerPayload",
+    "TriggerStatus",
+]
 
 
 class TriggerStatus(str, Enum):
@@ -174,6 +192,71 @@ class TriggerPayload:
         if status is TriggerStatus.ERROR and error is None:
             raise AltinnPayloadError("an error payload must say what the error was")
         return cls(status, resource, after, tuple(dict(e) for e in events), error)
+
+
+class SubscriptionValidationStatus(str, Enum):
+    """The ``status`` of the subscription trigger's one event."""
+
+    VALIDATED = "validated"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SubscriptionPayload:
+    """The payload of the subscription trigger's one ``TriggerEvent``.
+
+    :param status: validated, timed out, or refused.
+    :param subscription_id: the subscription waited on.
+    :param subscription: the subscription as Altinn last returned it, if it was read at all.
+    :param message: why the wait did not end validated (``None`` when it did).
+    :param permanent: the trigger stopped on an error no retry can fix (the exception's ``permanent`` flag,
+        e.g. 403 or a connection that cannot be used): the operator fails the task without retries.
+    """
+
+    status: SubscriptionValidationStatus
+    subscription_id: int | None
+    subscription: dict[str, Any] | None = None
+    message: str | None = None
+    permanent: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON for ``TriggerEvent(payload)``: the keys as they always were, plus ``permanent`` if set."""
+        payload: dict[str, Any] = {
+            "status": self.status.value,
+            "subscription_id": self.subscription_id,
+            "subscription": self.subscription,
+            "message": self.message,
+        }
+        if self.permanent:  # only when set: every other payload keeps its old shape
+            payload["permanent"] = True
+        return payload
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> SubscriptionPayload:
+        """Parse a payload built by :meth:`to_dict`, or by an older trigger (no ``permanent`` key).
+
+        :raises AltinnPayloadError: ``raw`` is not a subscription payload of this provider.
+        """
+        if not isinstance(raw, Mapping):
+            raise AltinnPayloadError(f"subscription payload must be a mapping, got {type(raw).__name__}")
+        try:
+            status = SubscriptionValidationStatus(raw.get("status"))
+        except ValueError:
+            raise AltinnPayloadError(f"unknown subscription payload status {raw.get('status')!r}") from None
+        subscription, message = raw.get("subscription"), raw.get("message")
+        if subscription is not None and not isinstance(subscription, Mapping):
+            raise AltinnPayloadError("subscription payload 'subscription' must be an object or null")
+        if status is SubscriptionValidationStatus.VALIDATED and subscription is None:
+            raise AltinnPayloadError("a validated subscription payload must carry the subscription")
+        subscription_id = raw.get("subscription_id")
+        return cls(
+            status=status,
+            subscription_id=subscription_id if isinstance(subscription_id, int) else None,
+            subscription=dict(subscription) if subscription is not None else None,
+            message=str(message) if message is not None else None,
+            permanent=raw.get("permanent") is True,
+        )
 
 
 def _as_dict(event: Mapping[str, Any]) -> dict[str, Any]:

@@ -182,17 +182,27 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger: return the validated subscription or fail with the trigger's reason."""
-        from airflow_provider_altinn_events.triggers.subscriptions import SubscriptionValidationStatus
+        """Resume after the trigger: return the validated subscription or fail with the trigger's reason.
 
-        status = event.get("status")
-        if status == SubscriptionValidationStatus.VALIDATED.value and isinstance(
-            event.get("subscription"), dict
-        ):
-            self.log.info("Subscription %s is validated", event.get("subscription_id"))
-            return dict(event["subscription"])
-        message = event.get("message") or f"unexpected trigger event {event!r}"
-        raise AirflowException(f"Subscription not validated: {message}")
+        :raises AirflowFailException: the trigger stopped on a permanent error (403, an unusable connection):
+            a retry would get the same answer.
+        :raises AirflowException: the validation timed out, or another error stopped the wait.
+        """
+        from airflow_provider_altinn_events._boundary import task_failure
+        from airflow_provider_altinn_events._payloads import SubscriptionPayload, SubscriptionValidationStatus
+        from airflow_provider_altinn_events.exceptions import AltinnPayloadError
+
+        try:
+            payload = SubscriptionPayload.from_dict(event)
+        except AltinnPayloadError as error:
+            raise AirflowException(
+                f"Subscription not validated: unexpected trigger event {event!r} ({error})"
+            ) from None
+        if payload.status is SubscriptionValidationStatus.VALIDATED and payload.subscription is not None:
+            self.log.info("Subscription %s is validated", payload.subscription_id)
+            return dict(payload.subscription)
+        message = payload.message or f"unexpected trigger event {event!r}"
+        raise task_failure(f"Subscription not validated: {message}", permanent=payload.permanent)
 
 
 def _check_scopes(hook: AltinnEventsHook, resource_filter: str | None) -> None:

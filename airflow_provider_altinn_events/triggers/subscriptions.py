@@ -15,23 +15,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from enum import Enum
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_altinn_events._payloads import SubscriptionPayload, SubscriptionValidationStatus
 from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID
 from airflow_provider_altinn_events.exceptions import AltinnError
 
 __all__ = ["AltinnEventsSubscriptionValidatedTrigger", "SubscriptionValidationStatus"]
-
-
-class SubscriptionValidationStatus(str, Enum):
-    """The ``status`` of the trigger's one event."""
-
-    VALIDATED = "validated"
-    TIMEOUT = "timeout"
-    ERROR = "error"
 
 
 class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[misc]  # untyped Airflow base
@@ -40,8 +32,9 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
     Yields exactly one event, ``{"status": "validated", "subscription": {...}}`` (the subscription as the
     service returns it), ``{"status": "timeout", "subscription": {...}, "message": ...}`` when the deadline
     passed, or ``{"status": "error", "message": ...}`` when the service refused to show the subscription (it
-    was deleted, or belongs to another consumer). Transient errors (5xx, 429, network) are retried inside the
-    client and then by the next poll, until the deadline.
+    was deleted, or belongs to another consumer), with ``"permanent": true`` when no retry can fix it (403, a
+    connection that cannot be used). The payload is ``_payloads.SubscriptionPayload.to_dict()``. Transient
+    errors (5xx, 429, network) are retried inside the client and then by the next poll, until the deadline.
 
     :param subscription_id: the subscription to watch.
     :param altinn_events_conn_id: the Altinn Events connection.
@@ -108,6 +101,7 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
                 SubscriptionValidationStatus.ERROR,
                 None,
                 f"connection {self.altinn_events_conn_id!r} cannot be used: {error}",
+                permanent=error.permanent,
             )
         last_error: AltinnError | None = None
         try:
@@ -120,6 +114,7 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
                             SubscriptionValidationStatus.ERROR,
                             last_seen,
                             f"subscription {self.subscription_id} cannot be read: {error}",
+                            permanent=error.permanent,
                         )
                     last_error = error
                     self.log.warning(
@@ -157,14 +152,16 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
         )
 
     def _payload(
-        self, status: SubscriptionValidationStatus, subscription: dict[str, Any] | None, message: str | None
+        self,
+        status: SubscriptionValidationStatus,
+        subscription: dict[str, Any] | None,
+        message: str | None,
+        *,
+        permanent: bool = False,
     ) -> dict[str, Any]:
-        return {
-            "status": status.value,
-            "subscription_id": self.subscription_id,
-            "subscription": subscription,
-            "message": message,
-        }
+        return SubscriptionPayload(
+            status, self.subscription_id, subscription, message, permanent=permanent
+        ).to_dict()
 
 
 def _parse_deadline(value: str) -> float:

@@ -86,3 +86,52 @@ def test_failure_from_a_plain_exception() -> None:
 def test_from_dict_is_strict(raw: Any) -> None:
     with pytest.raises(AltinnPayloadError):
         TriggerPayload.from_dict(raw)
+
+
+# -- the subscription trigger's payload ----------------------------------------------------------------------
+
+
+def test_subscription_payload_round_trip_through_json() -> None:
+    from airflow_provider_altinn_events._payloads import SubscriptionPayload, SubscriptionValidationStatus
+
+    for payload in (
+        SubscriptionPayload(SubscriptionValidationStatus.VALIDATED, 7, {"id": 7, "validated": True}, None),
+        SubscriptionPayload(SubscriptionValidationStatus.TIMEOUT, 7, {"id": 7}, "not validated by ..."),
+        SubscriptionPayload(SubscriptionValidationStatus.ERROR, 7, None, "403", permanent=True),
+    ):
+        raw = json.loads(json.dumps(payload.to_dict()))
+        assert SubscriptionPayload.from_dict(raw) == payload
+
+
+def test_subscription_payload_keys_are_as_before_and_permanent_only_when_set() -> None:
+    from airflow_provider_altinn_events._payloads import SubscriptionPayload, SubscriptionValidationStatus
+
+    plain = SubscriptionPayload(SubscriptionValidationStatus.ERROR, 7, None, "404").to_dict()
+    assert plain == {"status": "error", "subscription_id": 7, "subscription": None, "message": "404"}
+    permanent = SubscriptionPayload(SubscriptionValidationStatus.ERROR, 7, None, "403", permanent=True)
+    assert permanent.to_dict() == {**plain, "message": "403", "permanent": True}
+
+
+def test_subscription_payload_of_an_older_trigger_parses_as_not_permanent() -> None:
+    from airflow_provider_altinn_events._payloads import SubscriptionPayload, SubscriptionValidationStatus
+
+    old = {"status": "timeout", "subscription_id": 3, "subscription": None, "message": "late"}
+    parsed = SubscriptionPayload.from_dict(old)
+    assert parsed.status is SubscriptionValidationStatus.TIMEOUT
+    assert parsed.message == "late" and not parsed.permanent
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        {"status": "nope"},
+        {"status": "validated", "subscription_id": 1, "subscription": None},
+        {"status": "error", "subscription": "text"},
+    ],
+)
+def test_subscription_payload_rejects_what_no_trigger_wrote(raw: Any) -> None:
+    from airflow_provider_altinn_events._payloads import SubscriptionPayload
+
+    with pytest.raises(AltinnPayloadError):
+        SubscriptionPayload.from_dict(raw)

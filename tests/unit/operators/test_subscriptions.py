@@ -178,6 +178,46 @@ def test_execute_complete() -> None:
     assert not isinstance(info.value, AirflowFailException)  # a retry re-sends the validation event
 
 
+def test_execute_complete_fails_without_retries_on_a_permanent_error() -> None:
+    """The trigger marks an error no retry can fix (403, unusable connection); the task fails at once."""
+    operator = create("https://h.example.org/x")
+    event = {
+        "status": "error",
+        "subscription_id": 5,
+        "subscription": None,
+        "message": "subscription 5 cannot be read: GET ... -> 403",
+        "permanent": True,
+    }
+    with pytest.raises(AirflowFailException, match="not validated: subscription 5 cannot be read"):
+        operator.execute_complete({}, event)
+    old_shape = {key: value for key, value in event.items() if key != "permanent"}
+    with pytest.raises(AirflowException) as info:
+        operator.execute_complete({}, old_shape)
+    assert not isinstance(info.value, AirflowFailException)
+
+
+def test_execute_complete_reads_the_trigger_payload_end_to_end(
+    altinn_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the trigger writes for an unusable connection is what the operator fails on without retries."""
+    import asyncio
+
+    from airflow_provider_altinn_events.triggers.subscriptions import AltinnEventsSubscriptionValidatedTrigger
+
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN", altinn_conn.connection_json(environment="nowhere"))
+
+    async def first() -> dict[str, Any]:
+        trigger = AltinnEventsSubscriptionValidatedTrigger(
+            1, altinn_events_conn_id="broken", timeout_seconds=5
+        )
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger yielded nothing")
+
+    with pytest.raises(AirflowFailException, match="'broken' cannot be used"):
+        create("https://h.example.org/x").execute_complete({}, asyncio.run(first()))
+
+
 # -- delete ------------------------------------------------------------------------------------------------
 
 

@@ -194,6 +194,7 @@ def test_run_reports_a_missing_subscription(altinn_conn: Any) -> None:
     payload = first_event(make_trigger(987654, timeout_seconds=20))
     assert payload["status"] == SubscriptionValidationStatus.ERROR.value
     assert "987654" in payload["message"] and "404" in payload["message"]
+    assert "permanent" not in payload  # a 404 may be a replica lag: the payload keeps its old shape
 
 
 def test_run_polls_through_transient_errors(altinn_conn: Any, receiver: WebhookReceiver) -> None:
@@ -221,4 +222,5 @@ def test_run_reports_an_unusable_connection(altinn_conn: Any, monkeypatch: pytes
     payload = first_event(make_trigger(1, altinn_events_conn_id="broken"))
     assert payload["status"] == SubscriptionValidationStatus.ERROR.value
     assert "'broken' cannot be used" in payload["message"]
+    assert payload["permanent"] is True  # a bad connection is the same on every try
     assert altinn_conn.private_key_pem not in payload["message"]
