@@ -27,6 +27,7 @@ __all__ = [
     "check_failures",
     "check_int",
     "check_min_max_events",
+    "check_resume_grace",
     "check_seconds",
     "is_templated",
 ]
@@ -68,6 +69,33 @@ def check_seconds(value: Any, field: str, *, example: str = "30") -> float:
     if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
         raise AltinnConfigError(
             f"{field} must be a number of seconds > 0, e.g. {example}; got {value!r}", field=field
+        )
+    return seconds
+
+
+def check_resume_grace(value: Any, field: str = "resume_grace") -> float | None:
+    """``resume_grace`` checked: ``None`` (use the configuration) or a finite number of seconds >= 0.
+
+    Also checks the ``[altinn_events] sensor_resume_grace`` option (``triggers/_grace.py`` passes its name as
+    ``field``); what the grace is for is told there.
+
+    :raises AltinnConfigError: anything else, naming ``field``.
+    """
+    if value is None:
+        return None
+    from airflow_provider_altinn_events.exceptions import AltinnConfigError
+
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not 0 <= seconds < math.inf:
+        from airflow_provider_altinn_events.triggers._grace import DEFAULT_RESUME_GRACE
+
+        raise AltinnConfigError(
+            f"{field} must be a number of seconds >= 0 (0 turns the grace off), e.g. "
+            f"{DEFAULT_RESUME_GRACE:g}; got {value!r}",
+            field=field,
         )
     return seconds
 

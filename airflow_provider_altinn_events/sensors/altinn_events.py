@@ -18,6 +18,7 @@ from airflow_provider_altinn_events._arguments import (
     check_event_filter,
     check_failures,
     check_min_max_events,
+    check_resume_grace,
     check_seconds,
     filter_arguments,
     is_templated,
@@ -109,8 +110,6 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
         resume_grace: float | None = None,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_altinn_events.triggers._grace import check_resume_grace
-
         filters = filter_arguments(locals())  # one per EventFilter field, each templated
         kwargs.setdefault("poke_interval", poll_interval)
         interval = kwargs["poke_interval"]

@@ -10,14 +10,16 @@ that long to report the exit while the task is still deferred, where the report 
 
 The grace costs nothing when the event is found later than that, and at most ``grace`` seconds when it is
 found at once. It is measured from the start of ``run()``, which is after the deferral, so it is never
-shorter than intended. Only the standard library and Airflow's configuration are used; no I/O.
+shorter than intended. The argument and the option are checked by ``_arguments.check_resume_grace``, the one
+argument checker (re-exported here). Only the standard library and Airflow's configuration are used; no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any
+
+from airflow_provider_altinn_events._arguments import check_resume_grace
 
 __all__ = [
     "CONFIG_KEY",
@@ -36,28 +38,6 @@ DEFAULT_RESUME_GRACE = 10.0
 CONFIG_SECTION = "altinn_events"
 CONFIG_KEY = "sensor_resume_grace"
 _OPTION = f"[{CONFIG_SECTION}] {CONFIG_KEY}"
-
-
-def check_resume_grace(value: Any, field: str = "resume_grace") -> float | None:
-    """``resume_grace`` checked: ``None`` (use the configuration) or a finite number of seconds >= 0.
-
-    :raises AltinnConfigError: anything else, naming ``field``.
-    """
-    if value is None:
-        return None
-    from airflow_provider_altinn_events.exceptions import AltinnConfigError
-
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if isinstance(value, bool) or not 0 <= seconds < math.inf:
-        raise AltinnConfigError(
-            f"{field} must be a number of seconds >= 0 (0 turns the grace off), e.g. "
-            f"{DEFAULT_RESUME_GRACE:g}; got {value!r}",
-            field=field,
-        )
-    return seconds
 
 
 def configured_resume_grace() -> float:

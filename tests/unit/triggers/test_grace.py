@@ -134,3 +134,11 @@ def test_sensor_refuses_a_bad_resume_grace_at_parse_time() -> None:
     with pytest.raises(AltinnConfigError) as info:
         AltinnEventsSensor(task_id="wait", resource=RES, resume_grace="later")
     assert info.value.field == "resume_grace"
+
+
+def test_the_grace_argument_is_checked_by_the_one_argument_checker() -> None:
+    """``check_resume_grace`` lives in ``_arguments`` (issue 16); ``_grace`` keeps the same function."""
+    from airflow_provider_altinn_events import _arguments
+
+    assert _grace.check_resume_grace is _arguments.check_resume_grace
+    assert "check_resume_grace" in _arguments.__all__
