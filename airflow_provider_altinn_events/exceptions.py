@@ -29,7 +29,7 @@ Airflow fails a task on any exception anyway, so an ``AirflowException`` base wo
 Beside the tree, in ``operators/publish.py``: ``AltinnEventsPublishError`` (an ``AirflowException``) and
 ``AltinnEventsPublishRejectedError`` (an ``AirflowFailException``), raised by the publish operator after it has
 sent what it could, with the per-event outcomes attached. They subclass Airflow's exceptions, so they cannot
-live here, in the Airflow-free core (docs/publishing.rst).
+live here, in the Airflow-free core (docs/guides/publishing.rst).
 
 ``retryable`` says whether sending the same request again may help (the client's retry policy reads it);
 ``permanent`` says whether running the task again may help: ``False`` for anything a later try could get

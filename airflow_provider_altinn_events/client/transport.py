@@ -126,7 +126,7 @@ def _map_errors() -> Iterator[None]:
 
     The adapter's mapping context is a private name of httpx-aiohttp (``httpx_aiohttp.transport``); if a
     later release moves it, the import above falls back to :func:`_map_with_our_table`, so this module still
-    imports and maps every error it did (docs/performance.rst, "Seams")."""
+    imports and maps every error it did (docs/performance.rst, "seams")."""
     adapter_map = _adapter_map_errors if _adapter_map_errors is not None else _map_with_our_table
     try:
         with adapter_map():  # anything our table leaves out, as the adapter would map it
