@@ -96,7 +96,11 @@ def test_message_queue_trigger_fails_when_serialized(airflow_home: str, tmp_path
     from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
     bag = bag_of(tmp_path, QUEUE, resource="urn:altinn:resource:UPPER CASE", poll_interval=30)
-    assert not bag.import_errors  # type: ignore[attr-defined]
+    errors = bag.import_errors  # type: ignore[attr-defined]
+    if errors:  # Airflow 3.0 serializes an asset's watchers while the DAG file is imported: reported there
+        (message,) = errors.values()
+        assert "AltinnConfigError" in message and "resource" in message
+        return
     dag = bag.dags["queued"]  # type: ignore[attr-defined]
     with pytest.raises(Exception) as info:  # Airflow may wrap it
         LazyDeserializedDAG.from_dag(dag)
