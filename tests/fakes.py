@@ -43,3 +43,9 @@ class FakeStore:
     async def aset(self, key: str, value: Any) -> None:
         self.values[key] = json.loads(json.dumps(value))
         self.writes.append((key, value))
+
+
+def api_error(cls: type[Any], status: int, **kwargs: object) -> Any:
+    """An ``AltinnAPIError`` subclass instance as the error factory would build it for ``status`` (tables of
+    decisions on errors: retry, poll-failure policy, the permanent-error boundary)."""
+    return cls("x", status_code=status, method="GET", url="https://h/p", **kwargs)

@@ -12,7 +12,6 @@ from airflow_provider_altinn_events._compat import AirflowException, AirflowFail
 from airflow_provider_altinn_events._ingest import IngestConflictError, IngestStateError
 from airflow_provider_altinn_events._payloads import TriggerError, TriggerPayload
 from airflow_provider_altinn_events.exceptions import (
-    AltinnAPIError,
     AltinnBadRequestError,
     AltinnConfigError,
     AltinnError,
@@ -28,12 +27,9 @@ from airflow_provider_altinn_events.exceptions import (
 )
 from airflow_provider_altinn_events.sensors.altinn_events import AltinnEventsSensor
 from tests.fakes import FakeTI
+from tests.fakes import api_error as api
 
 RES = "urn:altinn:resource:ttd-test"
-
-
-def api(cls: type[AltinnAPIError], status: int) -> AltinnAPIError:
-    return cls("x", status_code=status, method="GET", url="https://h/p")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from airflow_provider_altinn_events.client.polling import (
 )
 from airflow_provider_altinn_events.client.retry import RetryPolicy
 from airflow_provider_altinn_events.exceptions import (
-    AltinnAPIError,
     AltinnBadRequestError,
     AltinnConfigError,
     AltinnError,
@@ -30,11 +29,7 @@ from airflow_provider_altinn_events.exceptions import (
     TokenExchangeError,
     TokenGrantError,
 )
-
-
-def api(cls: type[AltinnAPIError], status: int, **kwargs: object) -> AltinnAPIError:
-    return cls("x", status_code=status, method="GET", url="https://h/p", **kwargs)  # type: ignore[arg-type]
-
+from tests.fakes import api_error as api
 
 POLICY = PollFailurePolicy(poll_interval=30.0, max_consecutive_failures=3)
 RAISE = None

@@ -19,11 +19,7 @@ from airflow_provider_altinn_events.exceptions import (
     TokenExchangeError,
     TokenGrantError,
 )
-
-
-def api(cls: type[AltinnAPIError], status: int, **kwargs: object) -> AltinnAPIError:
-    return cls("x", status_code=status, method="GET", url="https://h/p", **kwargs)  # type: ignore[arg-type]
-
+from tests.fakes import api_error as api
 
 MAX = RetryPolicy(rng=lambda: 0.999999)  # the jitter draws the cap
 MIN = RetryPolicy(rng=lambda: 0.0)
