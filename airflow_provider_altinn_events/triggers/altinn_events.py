@@ -37,6 +37,7 @@ from airflow_provider_altinn_events._arguments import (
     check_failures,
     check_int,
     check_min_max_events,
+    check_resume_grace,
     check_seconds,
     filter_arguments,
 )
@@ -221,7 +222,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         self.poll_interval = check_seconds(poll_interval, "poll_interval")
         self.max_consecutive_failures = check_failures(max_consecutive_failures)
         self.altinn_events_conn_id = altinn_events_conn_id
-        self.resume_grace = _grace.check_resume_grace(resume_grace)
+        self.resume_grace = check_resume_grace(resume_grace)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # resume_grace only when set: the kwargs of triggers that do not set it stay as they were
