@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_provider_altinn_events.exceptions import AltinnPayloadError
 
-__all__ = ["CloudEvent", "EventPage", "Subscription", "SubscriptionList"]
+__all__ = ["CloudEvent", "EventPage", "Subscription", "SubscriptionList", "events_from_decoded"]
 
 
 class CloudEvent(Mapping[str, Any]):
@@ -44,6 +44,13 @@ class CloudEvent(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         return self._raw[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """As ``dict.get`` (the ``Mapping`` default goes through ``__getitem__`` and an exception)."""
+        return self._raw.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._raw)
@@ -106,6 +113,36 @@ class CloudEvent(Mapping[str, Any]):
     @property
     def data(self) -> Any:
         return self._raw.get("data")
+
+
+def events_from_decoded(items: list[Any]) -> tuple[CloudEvent, ...]:
+    """CloudEvents for the items of a JSON array just decoded from a response: the checks of
+    :meth:`CloudEvent.from_dict`, without its copy (nobody else holds these dicts) and without its abstract
+    ``Mapping`` check for plain dicts. It runs on every page the clients read, 1,000 events for ingestion,
+    where the copy and the checks cost as much as decoding the page (docs/performance.rst, "Ingestion").
+
+    :raises AltinnPayloadError: as :meth:`CloudEvent.from_dict`.
+    """
+    new = object.__new__
+    events: list[CloudEvent] = []
+    append = events.append
+    for raw in items:
+        if type(raw) is dict:
+            event_id, source, type_ = raw.get("id"), raw.get("source"), raw.get("type")
+            if (
+                type(event_id) is str
+                and event_id
+                and type(source) is str
+                and source
+                and type(type_) is str
+                and type_
+            ):
+                event = new(CloudEvent)
+                event._raw = raw
+                append(event)
+                continue
+        append(CloudEvent.from_dict(raw))  # anything else: its checks, its errors
+    return tuple(events)
 
 
 @dataclass(frozen=True, slots=True)
