@@ -334,8 +334,9 @@ class PagePrefetcher:
         state = _start_state(fetch.after, fetch.context)
         if self._size(remaining, 0) <= 0:
             return
-        wanted: Request | None = (state.after, self._size(remaining, state.behind))
-        requests.send(wanted, self._guesser(remaining, state))
+        first: Request = (state.after, self._size(remaining, state.behind))
+        requests.send(first, self._guesser(remaining, state))
+        wanted: Request | None = first
         while wanted is not None:
             started = time.monotonic()
             page, guessed = requests.receive()
