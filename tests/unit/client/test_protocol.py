@@ -222,6 +222,34 @@ def test_bad_events_body(body: bytes) -> None:
         p.parse_events_page(respond(request, 200, content=body), after="0")
 
 
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ([1], "must be a JSON object, got list"),
+        ({"source": "s", "type": "t"}, "'id' must be a non-empty string"),
+        ({"id": "", "source": "s", "type": "t"}, "'id' must be a non-empty string"),
+        ({"id": 7, "source": "s", "type": "t"}, "'id' must be a non-empty string"),
+        ({"id": "a", "source": None, "type": "t"}, "'source' must be a non-empty string"),
+        ({"id": "a", "source": "s"}, "'type' must be a non-empty string"),
+    ],
+)
+def test_every_event_of_a_page_is_checked_as_from_dict_checks_it(item: object, message: str) -> None:
+    # the page wraps decoded events without copying them (issue 17); the checks and errors stay from_dict's
+    request = p.build_list_events_request(S, resource=RESOURCE)
+    body = json.dumps([event("ok"), item]).encode()
+    with pytest.raises(AltinnPayloadError, match=message):
+        p.parse_events_page(respond(request, 200, content=body), after="0")
+
+
+def test_a_page_keeps_each_event_exactly_as_sent() -> None:
+    request = p.build_list_events_request(S, resource=RESOURCE)
+    sent = [{**event("a"), "extension": {"nested": [1, "ø"]}, "data": None}, event("b")]
+    page = p.parse_events_page(respond(request, 200, json=sent), after="0")
+    assert [e.to_dict() for e in page.events] == sent
+    assert page.events[0].get("extension") == {"nested": [1, "ø"]} and "data" in page.events[0]
+    assert page.events[0].get("missing", 5) == 5 and "missing" not in page.events[0]
+
+
 def test_subscription_parsing() -> None:
     request = p.build_list_subscriptions_request(S)
     raw = {
