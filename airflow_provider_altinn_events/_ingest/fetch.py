@@ -1,21 +1,24 @@
 """Fetch pages with the next request in flight while the current page is written.
 
 Altinn pages by cursor (``after=<last id>``), so requests cannot run side by side: page *n + 1* can only be
-asked for once page *n* is read. What can overlap is everything else. As soon as page *n* is parsed, its last
-id goes out as the request for page *n + 1* (on a background thread, :class:`_RequestThread`); only then
-does the poll step run on page *n* and the pipeline dedupe, encode and write it, while Altinn serves page
-*n + 1*. The request is *speculative*: when the poll step moves the cursor elsewhere (events that share an
-id keep it back, a ``limit`` or ``stop_at`` ends the range), its answer is waited for and dropped, and the
-right request is sent; no page is ever used that the sequential walk would not have asked for. So the pace is
-Altinn's time per page plus reading the answer, not plus writing it (docs/guides/ingestion.rst, "Throughput
-and memory").
+asked for once page *n* is read. What can overlap is everything else. A background thread
+(:class:`_RequestThread`) sends the requests; as soon as it has parsed page *n*, it hands the page over and
+sends the request for page *n + 1* itself, after the page's last id, while the task's thread runs the poll
+step on page *n* and the pipeline dedupes, encodes and writes it. The thread sends it without waiting for the
+task's thread, because a hand-over between threads waits for the GIL while the other runs the poll step, and
+that wait would sit between two requests. The request is a guess: when the poll step moves the cursor
+elsewhere (events that share an id keep it back, a ``limit`` or ``stop_at`` ends the range), the guessed
+answer is dropped unread and the right request is sent; no page is used that the sequential walk would not
+have asked for. So the pace is Altinn's time per page plus reading the answer, not plus writing it
+(docs/guides/ingestion.rst, "Throughput and memory").
 
 Why a thread with the sync client and not the async client: the pipeline, its storage and the operator are
 synchronous, and the sync client (the hook's) is what the operator holds; one daemon thread that runs one
 request at a time overlaps the same wait as an event loop would, without a second client, a loop in the
-task or async storage. The thread never touches the cursor or the files: it only turns ``(after, size)``
-into a page, so the commit rules of :mod:`.pipeline` do not change. At most one request is in flight and one
-page is being written; memory stays at two pages whatever the run size.
+task or async storage, and per request the async client costs about the same CPU (docs/guides/ingestion.rst).
+The thread never touches the cursor or the files: it only turns ``(after, size)`` into a page, so the commit
+rules of :mod:`.pipeline` do not change. At most two pages wait besides the one being written, whatever the
+run size, and a slow destination slows the fetching down.
 """
 
 from __future__ import annotations
