@@ -23,10 +23,20 @@ class CloudEvent(Mapping[str, Any]):
     users expect, and the typed properties cover the attributes Altinn defines.
     """
 
-    __slots__ = ("_raw",)
+    # ``id`` and ``source`` are slots, set once from the dict: the poll step reads them several times for every
+    # event of every page, and a slot is read at C speed where a property costs a call (docs/performance.rst,
+    # "Ingestion"). ``__setattr__`` keeps them read-only, as the properties were.
+    __slots__ = ("_raw", "id", "source")
+
+    _raw: dict[str, Any]
+    id: str
+    """The event's ``id`` (with ``source``, Altinn's key for an event)."""
+    source: str
+    """The event's ``source``."""
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
-        self._raw = dict(raw)
+        _set_raw(self, dict(raw))
+        _fill_key(self)
 
     @classmethod
     def from_dict(cls, raw: Any) -> CloudEvent:
@@ -41,6 +51,15 @@ class CloudEvent(Mapping[str, Any]):
             if not isinstance(value, str) or not value:
                 raise AltinnPayloadError(f"CloudEvent attribute {name!r} must be a non-empty string")
         return cls(raw)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"CloudEvent is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"CloudEvent is read-only: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._raw,))
 
     def __getitem__(self, key: str) -> Any:
         return self._raw[key]
@@ -75,14 +94,6 @@ class CloudEvent(Mapping[str, Any]):
         return dict(self._raw)
 
     @property
-    def id(self) -> str:
-        return str(self._raw["id"])
-
-    @property
-    def source(self) -> str:
-        return str(self._raw["source"])
-
-    @property
     def type(self) -> str:
         return str(self._raw["type"])
 
@@ -115,6 +126,21 @@ class CloudEvent(Mapping[str, Any]):
         return self._raw.get("data")
 
 
+_set_raw = CloudEvent._raw.__set__  # type: ignore[attr-defined]  # the slots' own setters: past __setattr__
+_set_id = CloudEvent.id.__set__  # type: ignore[attr-defined]
+_set_source = CloudEvent.source.__set__  # type: ignore[attr-defined]
+
+
+def _fill_key(event: CloudEvent) -> None:
+    """Set ``id`` and ``source`` from the dict, as strings; an attribute the dict lacks stays unset (reading
+    it raises ``AttributeError``; ``from_dict`` refuses such a dict)."""
+    raw = event._raw
+    if "id" in raw:
+        _set_id(event, str(raw["id"]))
+    if "source" in raw:
+        _set_source(event, str(raw["source"]))
+
+
 def events_from_decoded(items: list[Any]) -> tuple[CloudEvent, ...]:
     """CloudEvents for the items of a JSON array just decoded from a response: the checks of
     :meth:`CloudEvent.from_dict`, without its copy (nobody else holds these dicts) and without its abstract
@@ -123,7 +149,7 @@ def events_from_decoded(items: list[Any]) -> tuple[CloudEvent, ...]:
 
     :raises AltinnPayloadError: as :meth:`CloudEvent.from_dict`.
     """
-    new = object.__new__
+    new, set_raw, set_id, set_source = object.__new__, _set_raw, _set_id, _set_source
     events: list[CloudEvent] = []
     append = events.append
     for raw in items:
@@ -138,7 +164,9 @@ def events_from_decoded(items: list[Any]) -> tuple[CloudEvent, ...]:
                 and type_
             ):
                 event = new(CloudEvent)
-                event._raw = raw
+                set_raw(event, raw)
+                set_id(event, event_id)
+                set_source(event, source)
                 append(event)
                 continue
         append(CloudEvent.from_dict(raw))  # anything else: its checks, its errors

@@ -250,6 +250,26 @@ def test_a_page_keeps_each_event_exactly_as_sent() -> None:
     assert page.events[0].get("missing", 5) == 5 and "missing" not in page.events[0]
 
 
+def test_a_cloud_event_stays_read_only_and_copies_whole() -> None:
+    import copy
+    import pickle
+
+    from airflow_provider_altinn_events.client.models import CloudEvent
+
+    request = p.build_list_events_request(S, resource=RESOURCE)
+    for made in (
+        p.parse_events_page(respond(request, 200, json=[event("a")]), after="0").events[0],
+        CloudEvent.from_dict(event("a")),
+    ):
+        assert (made.id, made.source) == ("a", event("a")["source"])
+        with pytest.raises(AttributeError, match="read-only"):
+            made.id = "b"  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            made.other = 1  # type: ignore[attr-defined]
+        for twin in (pickle.loads(pickle.dumps(made)), copy.deepcopy(made), copy.copy(made)):
+            assert twin == made and (twin.id, twin.source) == (made.id, made.source)
+
+
 def test_subscription_parsing() -> None:
     request = p.build_list_subscriptions_request(S)
     raw = {
