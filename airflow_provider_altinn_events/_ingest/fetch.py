@@ -1,27 +1,44 @@
-"""Fetch pages on a background thread, one or two pages ahead of the writer.
+"""Fetch pages with the next request in flight while the current page is written.
 
-While the pipeline encodes, compresses and stores page *n*, this thread is already waiting for Altinn to
-serve page *n + 1*: the network and server time overlap with the writing instead of adding to it. The
-queue between the two holds at most ``depth`` pages, so memory stays at a few pages whatever the run
-size, and a slow destination slows the fetching down instead of piling pages up.
+Altinn pages by cursor (``after=<last id>``), so requests cannot run side by side: page *n + 1* can only be
+asked for once page *n* is read. What can overlap is everything else. A background thread
+(:class:`_RequestThread`) sends the requests; as soon as it has parsed page *n*, it hands the page over and
+sends the request for page *n + 1* itself, after the page's last id, while the task's thread runs the poll
+step on page *n* and the pipeline dedupes, encodes and writes it. The thread sends it without waiting for the
+task's thread, because a hand-over between threads waits for the GIL while the other runs the poll step, and
+that wait would sit between two requests. The request is a guess: when the poll step moves the cursor
+elsewhere (events that share an id keep it back, a ``limit`` or ``stop_at`` ends the range), the guessed
+answer is dropped unread and the right request is sent; no page is used that the sequential walk would not
+have asked for. So the pace is Altinn's time per page plus reading the answer, not plus writing it
+(docs/guides/ingestion.rst, "Throughput and memory").
+
+Why a thread with the sync client and not the async client: the pipeline, its storage and the operator are
+synchronous, and the sync client (the hook's) is what the operator holds; one daemon thread that runs one
+request at a time overlaps the same wait as an event loop would, without a second client, a loop in the
+task or async storage, and per request the async client costs about the same CPU (docs/guides/ingestion.rst).
+The thread never touches the cursor or the files: it only turns ``(after, size)`` into a page, so the commit
+rules of :mod:`.pipeline` do not change. At most two pages wait besides the one being written, whatever the
+run size, and a slow destination slows the fetching down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from airflow_provider_altinn_events._ingest.state import RECENT_LIMIT, CursorContext, Filters
 from airflow_provider_altinn_events.client.matching import SEEK_PAGE_SIZE, EventFilter, PollState, poll_step
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
 
-__all__ = ["FetchRange", "FetchedPage", "PagePrefetcher", "PageSource"]
+__all__ = ["FETCH_THREAD_NAME", "FetchRange", "FetchedPage", "PagePrefetcher", "PageSource"]
 
-_END = object()
+#: the name of the thread that sends the requests (tests look for it after a run)
+FETCH_THREAD_NAME = "altinn-ingest-fetch"
 _POLL_SECONDS = 0.2
 _CLOSE_WAIT_SECONDS = 5.0
 
@@ -109,20 +126,136 @@ def _start_state(after: str, context: CursorContext) -> PollState:
     )
 
 
+Request = tuple[str, int]
+"""``(after, size)`` of one ``GET /events``."""
+Guess = Callable[[EventPage], "tuple[Request, Guess] | None"]
+"""Given the page just fetched, the request that most likely comes next, and how to guess after that one."""
+
+
+class _RequestThread:
+    """One daemon thread that sends the requests, one at a time, and guesses the next one itself.
+
+    The consumer :meth:`send`\\ s a request with a :data:`Guess`. The thread fetches it, hands the page over
+    together with the request it guessed next, and sends that one at once, without waiting for the consumer
+    (a hand-over between threads would wait for the GIL while the consumer runs the poll step). When the
+    consumer needs something else, it sends that request: answers to the guesses made before it are dropped
+    unread (:meth:`receive` matches answers to the latest request by a generation number), and the thread
+    stops guessing on that line. At most one answer waits for the consumer, so at most two pages are held
+    besides the one being written, and a slow destination slows the fetching down.
+
+    Every answer is a page or the error the client raised after its retries; an error never escapes the
+    thread (no unhandled-exception warning). :meth:`close` lets the request in flight finish, at most
+    ``wait_seconds``, and ends the thread.
+    """
+
+    def __init__(self, fetch: Callable[[str, int], EventPage]) -> None:
+        self._fetch = fetch
+        self._requests: queue.SimpleQueue[tuple[int, Request, Guess | None] | None] = queue.SimpleQueue()
+        self._answers: queue.Queue[tuple[int, EventPage | BaseException, Request | None]] = queue.Queue(1)
+        self._generation = 0  # of the latest request the consumer sent; written by the consumer only
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=FETCH_THREAD_NAME, daemon=True)
+        self._thread.start()
+
+    def send(self, request: Request, guess: Guess | None) -> None:
+        self._generation += 1
+        self._requests.put((self._generation, request, guess))
+
+    def receive(self) -> tuple[EventPage, Request | None]:
+        """The answer to the latest request sent (or to the guess that followed it), and the request the
+        thread guessed and sent next (``None``: none)."""
+        while True:
+            generation, answer, guessed = self._answers.get()
+            if generation != self._generation:
+                continue  # a guess made before the latest request: not wanted
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer, guessed
+
+    def close(self, wait_seconds: float) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._requests.put(None)
+        if self._thread is threading.current_thread():
+            return
+        deadline = time.monotonic() + wait_seconds
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):  # unblock a hand-over nobody will take
+                self._answers.get_nowait()
+            self._thread.join(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def _serve(self) -> None:
+        while True:
+            item = self._requests.get()
+            if item is None:
+                return
+            generation, request, guess = item
+            while True:
+                following: tuple[Request, Guess] | None = None
+                answer: EventPage | BaseException
+                try:
+                    answer = page = self._fetch(*request)
+                    if guess is not None and not self._stale(generation):
+                        following = guess(page)
+                except BaseException as error:  # handed to the consumer, which raises it in the task
+                    answer = error
+                if not self._hand_over((generation, answer, following and following[0])):
+                    return
+                if following is None or self._stale(generation):
+                    break
+                request, guess = following
+
+    def _stale(self, generation: int) -> bool:
+        return generation != self._generation or self._closed.is_set()
+
+    def _hand_over(self, item: tuple[int, EventPage | BaseException, Request | None]) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._answers.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class _InPlace:
+    """The sequential walk (``overlap=False``): a request is sent when its answer is wanted, in the
+    consumer's own thread, and nothing is guessed. Same interface as :class:`_RequestThread`."""
+
+    def __init__(self, fetch: Callable[[str, int], EventPage]) -> None:
+        self._fetch = fetch
+        self._pending: Request | None = None
+
+    def send(self, request: Request, guess: Guess | None) -> None:
+        self._pending = request
+
+    def receive(self) -> tuple[EventPage, Request | None]:
+        request, self._pending = self._pending, None
+        assert request is not None, "receive() without send()"
+        return self._fetch(*request), None
+
+    def close(self, wait_seconds: float) -> None:
+        self._pending = None
+
+
 class PagePrefetcher:
-    """Iterate over the pages of ``fetch_range``, fetched by a background thread.
+    """Iterate over the pages of ``fetch_range``, the next one requested while the current one is written.
 
     Pages come out trimmed to the range (never past ``limit`` or ``stop_at``) as :class:`FetchedPage`: only
     events not fetched before, ``after`` where to resume. Iteration ends at the first page that brings nothing
-    new (empty, or only events served again: Altinn has nothing newer). An error
-    in the thread (after the client's own retries) is raised from the iteration; leaving the iteration
-    early stops the thread.
+    new (empty, or only events served again: Altinn has nothing newer). An error from a request the walk
+    needs (after the client's own retries) is raised from the iteration, after the pages before it were
+    handed out; leaving the iteration early, or :meth:`close`, waits for the request in flight (at most
+    ``_CLOSE_WAIT_SECONDS``) and stops the thread.
 
-    :param source: the client.
+    :param source: the client; called from one background thread only (from the consumer's thread when
+        ``overlap`` is off).
     :param resource: the resource URN.
     :param filters: type / subject / alternative subject filters, sent to the service.
     :param page_size: events per request (Altinn serves at most 1000).
-    :param depth: pages allowed to wait in the queue.
+    :param overlap: request the next page while the current one is written (see the module docstring);
+        ``False`` walks the pages one request after the other (the benchmark's sequential variant).
     """
 
     def __init__(
@@ -133,98 +266,87 @@ class PagePrefetcher:
         filters: Filters,
         fetch_range: FetchRange,
         page_size: int,
-        depth: int = 2,
+        overlap: bool = True,
     ) -> None:
         self._source = source
         self._resource = resource
         self._filters = filters
         self._range = fetch_range
         self._page_size = page_size
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._overlap = overlap
+        self._requests: _RequestThread | _InPlace | None = None
+        self._pages_iterator: Iterator[FetchedPage] | None = None
         #: seconds the consumer spent waiting for a page (how much fetching was *not* hidden)
         self.wait_seconds = 0.0
+        #: speculative requests whose answer was dropped because the cursor went elsewhere
+        self.missed = 0
 
     def __iter__(self) -> Iterator[FetchedPage]:
-        if self._thread is not None:
+        if self._requests is not None:
             raise RuntimeError("a PagePrefetcher iterates once")
-        self._thread = threading.Thread(target=self._produce, name="altinn-ingest-fetch", daemon=True)
-        self._thread.start()
+        fetch = self._fetch
+        self._requests = _RequestThread(fetch) if self._overlap else _InPlace(fetch)
+        self._pages_iterator = self._walk(self._requests)
+        return self._pages_iterator
+
+    def _walk(self, requests: _RequestThread | _InPlace) -> Iterator[FetchedPage]:
         try:
-            while True:
-                started = time.monotonic()
-                item = self._queue.get()
-                self.wait_seconds += time.monotonic() - started
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, FetchedPage)
-                yield item
-        finally:
-            self.close()
+            yield from self._pages(requests)
+        finally:  # also when the consumer stops early: no request or thread is left behind
+            requests.close(_CLOSE_WAIT_SECONDS)
 
     def close(self, wait_seconds: float = _CLOSE_WAIT_SECONDS) -> None:
-        """Stop the thread and wait for it, at most ``wait_seconds``.
+        """Stop: wait for the request in flight, at most ``wait_seconds``, and end the thread.
 
         A request in flight (or the client's back-off between retries) is not interrupted; when it takes
-        longer than ``wait_seconds`` the thread is left to end on its own (it is a daemon, puts nothing
-        more into the queue, and fails fast once the caller closes the client).
+        longer than ``wait_seconds`` the thread is left to end on its own (it is a daemon, its answer is
+        dropped, and it fails fast once the caller closes the client).
         """
-        self._stop.set()
-        thread = self._thread
-        if thread is None or thread is threading.current_thread():
-            return
-        deadline = time.monotonic() + wait_seconds
-        while thread.is_alive() and time.monotonic() < deadline:
-            try:  # unblock a producer waiting for queue space
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            thread.join(_POLL_SECONDS)
+        if self._requests is not None:
+            self._requests.close(wait_seconds)
+        pages, self._pages_iterator = self._pages_iterator, None
+        if pages is not None:
+            pages.close()  # type: ignore[attr-defined]  # a generator: runs its ``finally``
 
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _fetch(self, after: str, size: int) -> EventPage:
+        return self._source.list_events(
+            resource=self._resource,
+            after=after,
+            types=list(self._filters.types) or None,
+            subject=self._filters.subject,
+            alternative_subject=self._filters.alternative_subject,
+            size=size,
+        )
 
-    def _produce(self) -> None:
-        try:
-            for page in self._pages():
-                if not self._put(page):
-                    return
-            self._put(_END)
-        except BaseException as error:  # handed to the consumer, which raises it in the task
-            self._put(error)
+    def _size(self, remaining: int | None, behind: int) -> int:
+        """The ``size`` to ask for: held events come first, so there must be room for new ones after them."""
+        size = self._page_size if remaining is None else min(self._page_size, remaining)
+        return min(SEEK_PAGE_SIZE, size + behind)
 
-    def _pages(self) -> Iterator[FetchedPage]:
+    def _pages(self, requests: _RequestThread | _InPlace) -> Iterator[FetchedPage]:
         """Pages by the poll step's rules (``client/matching.py``): Altinn keys events by ``(id, source)`` and
         resumes ``after=<id>`` after the *first* event with that id, so events it serves again are dropped,
-        the cursor is never a shared id, and a page that brings nothing new ends the run (caught up)."""
+        the cursor is never a shared id, and a page that brings nothing new ends the run (caught up).
+
+        With ``overlap``, the request thread sends the next request as soon as it has parsed a page, after the
+        page's last id (:meth:`_guesser`): what the poll step decides in the common case. When the step decides
+        otherwise, the request it asks for is sent and the guessed page is dropped unread."""
         fetch = self._range
         remaining, stop_at = fetch.limit, fetch.stop_at
         event_filter = EventFilter(resource=self._resource)
         state = _start_state(fetch.after, fetch.context)
-        while not self._stop.is_set():
-            size = self._page_size if remaining is None else min(self._page_size, remaining)
-            if size <= 0:
-                return
-            page = self._source.list_events(
-                resource=self._resource,
-                after=state.after,
-                types=list(self._filters.types) or None,
-                subject=self._filters.subject,
-                alternative_subject=self._filters.alternative_subject,
-                size=min(SEEK_PAGE_SIZE, size + state.behind),  # held events come first: room for new ones
-            )
+        if self._size(remaining, 0) <= 0:
+            return
+        first: Request = (state.after, self._size(remaining, state.behind))
+        requests.send(first, self._guesser(remaining, state))
+        wanted: Request | None = first
+        while wanted is not None:
+            started = time.monotonic()
+            page, guessed = requests.receive()
+            self.wait_seconds += time.monotonic() - started
             step = poll_step(state, page, event_filter)
             if step.at_end:
+                self.missed += guessed is not None
                 return
             new = step.new_events
             cut = remaining if remaining is not None and len(new) > remaining else len(new)
@@ -241,6 +363,15 @@ class PagePrefetcher:
                 step = poll_step(state, EventPage(events=served, after=last.id), event_filter)
                 new = step.new_events
             start, state = state, step.state.handed_over()
+            if remaining is not None:
+                remaining -= len(new)
+            wanted = None
+            if not finished and self._size(remaining, 0) > 0:
+                wanted = (state.after, self._size(remaining, state.behind))
+            if guessed is not None and guessed != wanted:
+                self.missed += 1
+            if wanted is not None and wanted != guessed:
+                requests.send(wanted, self._guesser(remaining, state))
             if new:
                 yield FetchedPage(
                     events=new,
@@ -251,7 +382,28 @@ class PagePrefetcher:
                     _served=served,
                     _filter=event_filter,
                 )
-            if remaining is not None:
-                remaining -= len(new)
-            if finished:
-                return
+
+    def _guesser(self, remaining: int | None, state: PollState) -> Guess | None:
+        """How the request thread guesses the request after a page, for a walk that stands at ``state`` with
+        ``remaining`` events to go: after the page's last event, with every event past the held ones new.
+        No guess when the range ends within the page, nor when the page cannot move the cursor to its last
+        id: it holds no more than the events held past the cursor (served again), or it ends on an id known
+        to be shared. Runs on the request thread: it reads only its arguments."""
+        if not self._overlap:
+            return None
+        behind, ambiguous, stop_at = state.behind, state.ambiguous, self._range.stop_at
+
+        def guess(page: EventPage) -> tuple[Request, Guess] | None:
+            events = page.events
+            if len(events) <= behind or page.after in ambiguous:
+                return None
+            left = None if remaining is None else remaining - (len(events) - behind)
+            if left is not None and left <= 0:
+                return None
+            if stop_at is not None and any(event.id == stop_at for event in events):
+                return None
+            following = self._guesser(left, replace(state, behind=0))
+            assert following is not None
+            return (page.after, self._size(left, 0)), following
+
+        return guess

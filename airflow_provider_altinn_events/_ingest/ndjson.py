@@ -22,24 +22,29 @@ COMPRESSIONS = (None, "gzip")
 GZIP_LEVEL = 6
 
 
-def _json_encoder() -> Callable[[Any], bytes]:
-    try:  # msgspec ships with Airflow 3 and encodes 3-5x faster than the json module
+def _lines_encoder() -> Callable[[list[Any]], bytes]:
+    """NDJSON bytes of a list of dicts: msgspec's ``encode_lines`` (one call per page, 3-5x faster than the
+    json module), else the json module, one line per value."""
+    try:  # msgspec ships with Airflow 3
         import msgspec
     except ImportError:  # pragma: no cover - the pure part also runs without Airflow installed
-        return lambda value: json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return msgspec.json.Encoder().encode
+
+        def encode_lines(values: list[Any]) -> bytes:
+            return b"".join(
+                json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+                for value in values
+            )
+
+        return encode_lines
+    return msgspec.json.Encoder().encode_lines
 
 
-_encode = _json_encoder()
+_encode_lines = _lines_encoder()
 
 
 def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:
     """The NDJSON bytes of ``events``: one compact JSON object per line, each line ending in ``\\n``."""
-    lines = [_encode(event.to_dict() if hasattr(event, "to_dict") else dict(event)) for event in events]
-    if not lines:
-        return b""
-    lines.append(b"")
-    return b"\n".join(lines)
+    return _encode_lines([event.to_dict() if hasattr(event, "to_dict") else dict(event) for event in events])
 
 
 class _CountingSink:

@@ -9,10 +9,12 @@ The commit point is the cursor write. Everything before it can be done again wit
    that has a manifest already *reruns* its recorded range into the same file names and leaves the
    cursor alone. Any other run is *new*: it claims the cursor (writes it with this run's id, ``after``
    unchanged) before writing any data, so that if it dies, the next run knows whose files to tidy up.
-3. Stream: a background thread fetches pages ahead (:mod:`.fetch`); this thread drops duplicate ids,
-   writes NDJSON into ``part-NNNNN`` files of ``events_per_file`` events each, and after each file is
-   completely written and visible, commits the cursor (``after`` = the file's last event id). File
-   boundaries depend only on the event sequence, so a resumed or rerun run cuts the same files.
+3. Stream: the request for the next page is in flight while this thread drops duplicate ids of the
+   current one, writes NDJSON into ``part-NNNNN`` files of ``events_per_file`` events each, and after each
+   file is completely written and visible, commits the cursor (``after`` = the file's last event id). The
+   fetching (:mod:`.fetch`) only reads: the cursor is written here, by this thread, and only ever covers
+   events in committed files, so a request in flight, answered or failed, never moves it. File boundaries
+   depend only on the event sequence, so a resumed or rerun run cuts the same files.
 4. At the end: commit the last file, delete files of earlier attempts that this one did not write,
    commit the cursor as complete, write the manifest.
 
@@ -65,11 +67,12 @@ def run_ingest(
     trace: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
     progress_seconds: float = 30.0,
-    prefetch_depth: int = 2,
+    overlap: bool = True,
 ) -> IngestResult:
     """Run (or resume, or rerun) ingestion of one resource into ``storage``; see the module docstring.
 
-    :param source: the client (``AltinnEventsClient``); used from one background thread only.
+    :param source: the client (``AltinnEventsClient``); used from one background thread only (from this
+        thread when ``overlap`` is off).
     :param storage: the destination (:func:`.storage.open_storage`).
     :param spec: what to ingest.
     :param run_id: names the run folder and tells a new run from a retry or a rerun of an earlier one.
@@ -77,7 +80,8 @@ def run_ingest(
     :param trace: called with a point name at each step that matters for crash safety (tests kill there).
     :param cancel: set it to stop at the next page; the run then fails without committing more.
     :param progress_seconds: log progress at most this often.
-    :param prefetch_depth: pages the fetch thread may hold ready.
+    :param overlap: request the next page while the current one is written (:mod:`.fetch`); ``False``
+        fetches and writes one page after the other (for comparison: ``benchmarks/ingest.py``).
     :raises IngestStateError: the destination holds a cursor for other filters, or an unreadable one.
     :raises IngestConflictError: another writer moved the cursor while this run was writing.
     :raises AltinnError: fetching failed after the client's retries.
@@ -93,7 +97,7 @@ def run_ingest(
         storage.trace,
         cancel,
         progress_seconds,
-        prefetch_depth,
+        overlap,
     ).run()
 
 
@@ -108,11 +112,11 @@ class _Ingestion:
         trace: Callable[[str], None],
         cancel: threading.Event | None,
         progress_seconds: float,
-        prefetch_depth: int,
+        overlap: bool,
     ) -> None:
         self.source, self.storage, self.spec, self.run_id = source, storage, spec, run_id
         self.log, self.trace, self.cancel = log, trace, cancel
-        self.progress_seconds, self.prefetch_depth = progress_seconds, prefetch_depth
+        self.progress_seconds, self.overlap = progress_seconds, overlap
         self.folder = ResourceFolder(storage, spec.resource, spec.filters, log, trace)
         self.run_key = self.folder.run_key(run_id)
         self.fetched_now = 0  # events fetched by this attempt (a resumed run counts from its last commit)
@@ -243,7 +247,7 @@ class _Ingestion:
             filters=self.spec.filters,
             fetch_range=plan.fetch,
             page_size=self.spec.page_size,
-            depth=self.prefetch_depth,
+            overlap=self.overlap,
         )
         started = next_log = time.monotonic()
         try:

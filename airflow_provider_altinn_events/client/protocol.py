@@ -26,7 +26,12 @@ from airflow_provider_altinn_events.client.errors import (
     redact,
     strip_query,
 )
-from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, Subscription, SubscriptionList
+from airflow_provider_altinn_events.client.models import (
+    EventPage,
+    Subscription,
+    SubscriptionList,
+    events_from_decoded,
+)
 from airflow_provider_altinn_events.client.settings import AltinnSettings
 from airflow_provider_altinn_events.client.urn import RESOURCE_PREFIX
 from airflow_provider_altinn_events.exceptions import AltinnConfigError, AltinnPayloadError
@@ -319,7 +324,7 @@ def parse_events_page(response: httpx.Response, *, after: str, size: int | None 
             f"the events response has {len(items)} events, more than the {size} asked for (size={size}); "
             "refusing the page (Altinn never serves more than size)"
         )
-    events = tuple(CloudEvent.from_dict(item) for item in items)
+    events = events_from_decoded(items)
     return EventPage(
         events=events, after=events[-1].id if events else after, next_url=response.headers.get("next")
     )

@@ -56,7 +56,9 @@ SCHEDULE = [
 TIMED_KILLS = 6
 
 
-def _child(conn: str, dest: Path, run_id: str, kill_at: str | None = None) -> subprocess.Popen[str]:
+def _child(
+    conn: str, dest: Path, run_id: str, kill_at: str | None = None, resource: str = RESOURCE
+) -> subprocess.Popen[str]:
     command = [
         sys.executable,
         "-m",
@@ -66,7 +68,7 @@ def _child(conn: str, dest: Path, run_id: str, kill_at: str | None = None) -> su
         "--run-id",
         run_id,
         "--resource",
-        RESOURCE,
+        resource,
         "--page-size",
         "500",
         "--events-per-file",
@@ -168,3 +170,63 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(
         f"{len(distinct)} named kill points hit (not reached: {not_reached}), {timed} timed kills, "
         f"{len(log)} child runs, {time.monotonic() - started:.1f} s"
     )
+
+
+OVERLAP_RESOURCE = "urn:altinn:resource:ttd-crash-overlap"
+OVERLAP_TOTAL = 3_000
+EVENTS_PATH = "/events/api/v1/events"
+
+
+def test_sigkill_while_page_n_is_written_and_n_plus_1_is_in_flight(
+    altinn_emulator: Any, tmp_path: Path, fault_results: FaultLedger
+) -> None:
+    """Issue 17: the request for page n + 1 goes out before page n is written. Every request is held 300 ms
+    at the emulator, so when the run is killed right after writing page 3 (into a file it has not committed:
+    2 pages of 500 per file), the request for page 4 has reached the emulator and waits there. Nothing past
+    page 2 is committed; the retry resumes there, and every event ends up written exactly once."""
+    altinn_emulator.generate(OVERLAP_RESOURCE, OVERLAP_TOTAL, type="no.example.case.changed.v1")
+    raw = altinn_emulator.connection_dict()
+    from types import SimpleNamespace
+
+    from airflow_provider_altinn_events.client import AltinnEventsClient, AltinnSettings
+
+    settings = AltinnSettings.from_connection(
+        SimpleNamespace(
+            conn_id="c",
+            host=raw["host"],
+            login=raw["login"],
+            password=raw["password"],
+            extra_dejson=raw["extra"],
+        )
+    )
+    with AltinnEventsClient(settings) as client:
+        ids = [e.id for e in client.iter_events(resource=OVERLAP_RESOURCE, after="0", size=1000)]
+    conn = json.dumps(raw)
+    altinn_emulator.add_fault(path=EVENTS_PATH, method="GET", delay_ms=300)
+    try:
+        before = altinn_emulator.stats()["requests"].get(f"GET {EVENTS_PATH}", 0)
+        process = _child(conn, tmp_path, "scheduled__overlap", "page-written:3", resource=OVERLAP_RESOURCE)
+        code, _ = _finish(process)
+        requests = altinn_emulator.stats()["requests"].get(f"GET {EVENTS_PATH}", 0) - before
+    finally:
+        altinn_emulator.clear_faults()
+    assert code == -signal.SIGKILL
+    assert requests == 4  # pages 1-3, and page 4 in flight when the process died
+    folder = tmp_path / resource_dir(OVERLAP_RESOURCE)
+    assert cursor(folder)["after"] == ids[999]  # the first file (pages 1-2): nothing past page n - 1
+    run_ids = iter(["scheduled__overlap", *(f"scheduled__next-{n}" for n in range(10))])
+    while True:  # Airflow's retry of the same run, then scheduled runs until one finds nothing new
+        code, result = _finish(_child(conn, tmp_path, next(run_ids), resource=OVERLAP_RESOURCE))
+        assert code == 0 and result is not None
+        if result["count"] == 0:
+            break
+    fault_results.record(
+        scenario="SIGKILL with page n+1 in flight",
+        component="ingest pipeline",
+        faults_injected=1,
+        completed=True,
+        expected=ids,
+        seen=all_ids(folder),
+    )
+    assert check_consistent(folder) == dict.fromkeys(ids, 1)
+    assert cursor(folder)["after"] == ids[-1]

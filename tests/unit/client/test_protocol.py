@@ -222,6 +222,54 @@ def test_bad_events_body(body: bytes) -> None:
         p.parse_events_page(respond(request, 200, content=body), after="0")
 
 
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ([1], "must be a JSON object, got list"),
+        ({"source": "s", "type": "t"}, "'id' must be a non-empty string"),
+        ({"id": "", "source": "s", "type": "t"}, "'id' must be a non-empty string"),
+        ({"id": 7, "source": "s", "type": "t"}, "'id' must be a non-empty string"),
+        ({"id": "a", "source": None, "type": "t"}, "'source' must be a non-empty string"),
+        ({"id": "a", "source": "s"}, "'type' must be a non-empty string"),
+    ],
+)
+def test_every_event_of_a_page_is_checked_as_from_dict_checks_it(item: object, message: str) -> None:
+    # the page wraps decoded events without copying them (issue 17); the checks and errors stay from_dict's
+    request = p.build_list_events_request(S, resource=RESOURCE)
+    body = json.dumps([event("ok"), item]).encode()
+    with pytest.raises(AltinnPayloadError, match=message):
+        p.parse_events_page(respond(request, 200, content=body), after="0")
+
+
+def test_a_page_keeps_each_event_exactly_as_sent() -> None:
+    request = p.build_list_events_request(S, resource=RESOURCE)
+    sent = [{**event("a"), "extension": {"nested": [1, "ø"]}, "data": None}, event("b")]
+    page = p.parse_events_page(respond(request, 200, json=sent), after="0")
+    assert [e.to_dict() for e in page.events] == sent
+    assert page.events[0].get("extension") == {"nested": [1, "ø"]} and "data" in page.events[0]
+    assert page.events[0].get("missing", 5) == 5 and "missing" not in page.events[0]
+
+
+def test_a_cloud_event_stays_read_only_and_copies_whole() -> None:
+    import copy
+    import pickle
+
+    from airflow_provider_altinn_events.client.models import CloudEvent
+
+    request = p.build_list_events_request(S, resource=RESOURCE)
+    for made in (
+        p.parse_events_page(respond(request, 200, json=[event("a")]), after="0").events[0],
+        CloudEvent.from_dict(event("a")),
+    ):
+        assert (made.id, made.source) == ("a", event("a")["source"])
+        with pytest.raises(AttributeError, match="read-only"):
+            made.id = "b"  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            made.other = 1  # type: ignore[attr-defined]
+        for twin in (pickle.loads(pickle.dumps(made)), copy.deepcopy(made), copy.copy(made)):
+            assert twin == made and (twin.id, twin.source) == (made.id, made.source)
+
+
 def test_subscription_parsing() -> None:
     request = p.build_list_subscriptions_request(S)
     raw = {

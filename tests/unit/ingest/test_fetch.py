@@ -77,16 +77,25 @@ def test_errors_reach_the_consumer() -> None:
     assert len(pages) == 1
 
 
-def test_events_that_share_an_id_are_each_fetched_once_and_the_end_is_found() -> None:
+@pytest.mark.parametrize("overlap", [True, False])
+def test_events_that_share_an_id_are_each_fetched_once_and_the_end_is_found(overlap: bool) -> None:
     # before: IngestStateError "paging by it would loop forever", on every run
     events = make_events(6)
     events[5]["id"] = events[1]["id"]  # two events share an id: after=<it> goes back to the first one
     source = FakeAltinn(events)
-    pages = list(_prefetcher(source, FetchRange("0"), page_size=3))
+    prefetcher = _prefetcher(source, FetchRange("0"), page_size=3, overlap=overlap)
+    pages = list(prefetcher)
     assert [(e.id, e.source) for p in pages for e in p.events] == [(e["id"], e["source"]) for e in events]
     assert pages[-1].after == events[4]["id"]  # the cursor stays on an id of its own
     assert pages[-1].context.held == ((events[5]["id"], events[5]["source"]),)
-    assert [c["after"] for c in source.calls] == ["0", events[2]["id"], events[4]["id"]]
+    walk = [("0", 3), (events[2]["id"], 3), (events[4]["id"], 4)]  # 4: room for the held event and 3 new
+    calls = [(c["after"], c["size"]) for c in source.calls]
+    if overlap:  # the guess after page 2's last (shared) id, and maybe one guessed after it, were dropped
+        assert prefetcher.missed == 1
+        assert calls[:3] == [*walk[:2], (events[5]["id"], 3)] and calls[-1] == walk[-1]
+        assert len(calls) <= len(walk) + 2
+    else:
+        assert calls == walk and prefetcher.missed == 0
 
 
 def test_held_events_are_not_fetched_again() -> None:
@@ -103,11 +112,11 @@ def test_held_events_are_not_fetched_again() -> None:
 
 def test_leaving_early_stops_the_thread_and_keeps_memory_bounded() -> None:
     source = FakeAltinn(make_events(1000))
-    prefetcher = _prefetcher(source, FetchRange("0"), page_size=10, depth=2)
+    prefetcher = _prefetcher(source, FetchRange("0"), page_size=10)
     iterator = iter(prefetcher)
     next(iterator)
     time.sleep(0.2)
-    assert len(source.calls) <= 4  # one consumed, two queued, one waiting to be queued
+    assert len(source.calls) <= 3  # one handed out, one waiting for the consumer, one waiting to be handed
     iterator.close()  # type: ignore[attr-defined]
     assert not any(t.name == "altinn-ingest-fetch" for t in threading.enumerate())
 

@@ -170,8 +170,9 @@ def test_events_that_share_an_id_are_all_written_once_over_runs(tmp_path: Path) 
     assert first.count == 24
     assert first.after == events[22]["id"]  # not the shared id of the last event
     assert cursor(tmp_path / RES)["run"]["end_context"]["held"] == [[events[23]["id"], events[23]["source"]]]
+    calls = len(source.calls)
     again = _run(source, tmp_path, "r2")  # nothing new: the held event is served again and dropped
-    assert again.count == 0 and len(source.calls) <= 6
+    assert again.count == 0 and len(source.calls) - calls == 1
     source.add(make_events(3, start=24))
     third = _run(source, tmp_path, "r3")
     assert third.count == 3 and third.after == "e0000026"
