@@ -12,7 +12,6 @@ against the emulator are in ``tests/integration/test_shared_polls_emulator.py``.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -168,7 +167,7 @@ class Run:
         except Exception as error:
             self.error = error
 
-    def keys(self) -> list[tuple[str, str]]:
+    def delivered(self) -> list[tuple[str, str]]:
         return [(e["id"], e["source"]) for p in self.payloads for e in p.events]
 
     async def stop(self) -> None:
@@ -177,7 +176,7 @@ class Run:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-def sensor(shared: bool = not os.environ.get("UNSHARED"), **kwargs: Any) -> AltinnEventsSensorTrigger:
+def sensor(shared: bool = True, **kwargs: Any) -> AltinnEventsSensorTrigger:
     trigger = AltinnEventsSensorTrigger(
         resource=kwargs.pop("resource", RES), poll_interval=INTERVAL, altinn_events_conn_id=CONN, **kwargs
     )
@@ -185,9 +184,7 @@ def sensor(shared: bool = not os.environ.get("UNSHARED"), **kwargs: Any) -> Alti
     return trigger
 
 
-def watcher(
-    store: FakeStore | None = None, shared: bool = not os.environ.get("UNSHARED"), **kwargs: Any
-) -> AltinnEventsWatcherTrigger:
+def watcher(store: FakeStore | None = None, shared: bool = True, **kwargs: Any) -> AltinnEventsWatcherTrigger:
     trigger = AltinnEventsWatcherTrigger(
         resource=kwargs.pop("resource", RES), poll_interval=INTERVAL, altinn_events_conn_id=CONN, **kwargs
     )
@@ -238,7 +235,7 @@ async def test_many_waiting_triggers_share_one_request_per_tick(service: FakeSer
     for run in runs:
         await run.stop()
     for run in runs:
-        assert run.error is None and run.keys() == keys(service.events)
+        assert run.error is None and run.delivered() == keys(service.events)
     print(f"\n{'shared' if shared else 'unshared'}: {made} requests in 10 intervals for {n} triggers")
     if shared:
         assert made <= 12  # one per tick (plus one tick of slack at each end), not one per trigger
@@ -326,10 +323,10 @@ async def test_random_joins_and_leaves_lose_nothing(service: FakeService, seed: 
     # every lineage's current watcher delivers up to the end; the union over its restarts is the whole stream
     for lineage in lineages:
         await until(
-            lambda lineage=lineage: set(stream) <= {k for r in lineage.runs for k in r.keys()},
+            lambda lineage=lineage: set(stream) <= {k for r in lineage.runs for k in r.delivered()},
             what=lambda lineage=lineage: (
                 lineage.batch,
-                set(stream) - {k for r in lineage.runs for k in r.keys()},
+                set(stream) - {k for r in lineage.runs for k in r.delivered()},
                 lineage.store.values,
                 [(r.error, r.task.done() if r.task else None) for r in lineage.runs[-1:]],
                 stream,
@@ -337,7 +334,7 @@ async def test_random_joins_and_leaves_lose_nothing(service: FakeService, seed: 
         )
         for run in lineage.runs:
             assert run.error is None
-            got = run.keys()
+            got = run.delivered()
             # each run delivers a contiguous stretch of the stream, in its order (a restart may repeat the
             # batch whose cursor was not yet stored: at least once, never skipped)
             if got:
@@ -346,7 +343,7 @@ async def test_random_joins_and_leaves_lose_nothing(service: FakeService, seed: 
     # every sensor fires with exactly the first matching events after its cursor (Altinn's resolution of
     # after=<id>: after the first event with that id)
     for run, after, count, types in sensors:
-        await until(lambda run=run: bool(run.payloads), what=lambda: (after, count, types, run.error))
+        await until(lambda run=run: bool(run.payloads), what=lambda run=run: run.trigger.serialize())
         events = service.of()
         start = next((i + 1 for i, e in enumerate(events) if e["id"] == after), 0)
         expected = [e for e in events[start:] if types is None or e["type"] == types][:count]
@@ -370,11 +367,11 @@ async def test_a_users_cursor_on_a_shared_id_reads_after_the_first_event_with_it
     await ticks(3)
     second_x = service.add(source=B, event_id="x")  # read by the reader: in its window
     after = service.add()
-    await until(lambda: all(len(w.keys()) == 6 for w in watchers))
+    await until(lambda: all(len(w.delivered()) == 6 for w in watchers))
     late = Run(sensor(after="x", min_events=5, max_events=5)).start()
     await until(lambda: bool(late.payloads))
-    assert keys([first_x, *between, second_x, after]) == watchers[0].keys()
-    assert late.keys() == keys([*between, second_x, after][:5]) == keys([*between, second_x, after])
+    assert keys([first_x, *between, second_x, after]) == watchers[0].delivered()
+    assert late.delivered() == keys([*between, second_x, after][:5]) == keys([*between, second_x, after])
     for run in [*watchers, late]:
         await run.stop()
 
@@ -388,8 +385,8 @@ async def test_a_trigger_that_falls_behind_the_window_reads_on_its_own_and_loses
     await ticks(3)
     for _ in range(30):
         service.add()
-    await until(lambda: len(slow.keys()) == 30 and len(fast.keys()) == 30)
-    assert fast.keys() == slow.keys() == keys(service.events)
+    await until(lambda: len(slow.delivered()) == 30 and len(fast.delivered()) == 30)
+    assert fast.delivered() == slow.delivered() == keys(service.events)
     assert [len(p.events) for p in slow.payloads] == [1] * 30
     own = [c for c in service.calls if c[2] not in ("0",)]
     assert len(own) > len(slow.payloads) // 5  # it read on its own while behind (the window holds 5)
@@ -401,14 +398,14 @@ async def test_latest_joins_at_the_head_without_a_request(service: FakeService) 
     for _ in range(3):
         service.add()
     first = Run(watcher(after="0")).start()
-    await until(lambda: len(first.keys()) == 3)
+    await until(lambda: len(first.delivered()) == 3)
     await ticks(2)
     before = len(service.calls)
     late = [Run(watcher(after="latest", cursor_key=f"k{i}")).start() for i in range(10)]
     await ticks(4)
     made = len(service.calls) - before
     new = service.add()
-    await until(lambda: all(r.keys() == keys([new]) for r in late))
+    await until(lambda: all(r.delivered() == keys([new]) for r in late))
     assert made <= 6  # the reader's ticks only: no seek of their own
     for run in [first, *late]:
         await run.stop()
@@ -426,7 +423,7 @@ async def test_triggers_with_other_server_side_filters_get_readers_of_their_own(
     b = service.add(type="a.x")
     c = service.add(OTHER, type="a.x")
     await until(lambda: all(r.payloads for r in runs))
-    assert [r.keys() for r in runs] == [keys([b]), keys([a]), keys([c])]
+    assert [r.delivered() for r in runs] == [keys([b]), keys([a]), keys([c])]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -447,7 +444,7 @@ async def test_a_5xx_burst_reaches_every_subscriber_as_the_same_error(service: F
     errors = [s.payloads[0].error for s in sensors]
     assert all(e is not None and e.status_code == 503 and e.type == "AltinnServerError" for e in errors)
     assert all(s.payloads[0].after == "0" for s in sensors)
-    assert all(w.error is None and w.keys() == keys(service.events) for w in watchers)
+    assert all(w.error is None and w.delivered() == keys(service.events) for w in watchers)
     # one request per tick through the burst: three failed ticks and the good ones, not one per trigger
     assert len(service.calls) - calls <= 3 + 6
     for run in watchers:
@@ -481,7 +478,7 @@ async def test_cancelling_a_trigger_mid_request_does_not_break_the_reader(servic
     await runs[0].stop()  # the triggerer cancels one trigger while the reader's request is in flight
     service.gate.set()
     await until(lambda: all(r.payloads for r in runs[1:]))
-    assert all(r.keys() == keys(service.events) for r in runs[1:])
+    assert all(r.delivered() == keys(service.events) for r in runs[1:])
     assert not the_reader.task.cancelled()  # type: ignore[union-attr]
 
 
