@@ -312,9 +312,17 @@ class _Subscription:
         return state
 
     def caught_up(self, state: PollState) -> None:
-        """The trigger has read to the current end: found the reader if there is none yet."""
+        """The trigger has read to the current end: found the reader if there is none yet and another
+        trigger waits on the same query. A trigger alone on its query keeps polling on its own, as before
+        shared polls: a reader would save it nothing and cost a task and a wake-up more per poll."""
         reader = self._live_reader()
-        if reader is not None and not reader.founded and not state.seeking and state.behind == 0:
+        if (
+            reader is not None
+            and not reader.founded
+            and len(reader.subscribers) > 1
+            and not state.seeking
+            and state.behind == 0
+        ):
             reader.found(state)
 
     def next(self, at_least: float = 0.0) -> asyncio.Future[BaseException | None] | asyncio.Future[None]:

@@ -398,7 +398,8 @@ async def test_latest_joins_at_the_head_without_a_request(service: FakeService) 
     for _ in range(3):
         service.add()
     first = Run(watcher(after="0")).start()
-    await until(lambda: len(first.delivered()) == 3)
+    second = Run(watcher(after="0", cursor_key="second")).start()
+    await until(lambda: len(first.delivered()) == 3 and reader().founded)
     await ticks(2)
     before = len(service.calls)
     late = [Run(watcher(after="latest", cursor_key=f"k{i}")).start() for i in range(10)]
@@ -407,7 +408,7 @@ async def test_latest_joins_at_the_head_without_a_request(service: FakeService) 
     new = service.add()
     await until(lambda: all(r.delivered() == keys([new]) for r in late))
     assert made <= 6  # the reader's ticks only: no seek of their own
-    for run in [first, *late]:
+    for run in [first, second, *late]:
         await run.stop()
 
 
@@ -417,13 +418,24 @@ async def test_triggers_with_other_server_side_filters_get_readers_of_their_own(
         Run(sensor(event_types="b.%", min_events=1)).start(),
         Run(sensor(resource=OTHER, min_events=1)).start(),
     ]
+    runs += [Run(run.trigger).start() for run in runs]  # two of each
     await ticks(3)
-    assert len(_shared._READERS) == 3
+    assert len(_shared._READERS) == 3 and all(r.founded for r in _shared._READERS.values())
     a = service.add(type="b.x")
     b = service.add(type="a.x")
     c = service.add(OTHER, type="a.x")
     await until(lambda: all(r.payloads for r in runs))
-    assert [r.delivered() for r in runs] == [keys([b]), keys([a]), keys([c])]
+    assert [r.delivered() for r in runs] == [keys([b]), keys([a]), keys([c])] * 2
+
+
+async def test_a_trigger_alone_on_its_query_polls_on_its_own(service: FakeService) -> None:
+    run = Run(watcher(after="0")).start()
+    await ticks(4)
+    assert not reader().founded  # no reader task, no second wake-up per poll
+    service.add()
+    await until(lambda: bool(run.payloads))
+    await run.stop()
+    assert _shared._READERS == {}
 
 
 # ---------------------------------------------------------------------------------------------------------
