@@ -78,7 +78,16 @@ HTTP_CONN_ID = "altinn_bench_http"
 EVENTS_PATH = "/events/api/v1/events"
 POLL_KEY = f"GET {EVENTS_PATH}"
 CHECK_MODULE = "altinn_bench_http_check"
-KINDS = ("sensor", "watcher", "sensor-unshared", "watcher-unshared", "http", "http-burst", "bare")
+KINDS = (
+    "sensor",
+    "watcher",
+    "sensor-unshared",
+    "watcher-unshared",
+    "watcher-unfiltered",
+    "http",
+    "http-burst",
+    "bare",
+)
 OURS = ("sensor", "watcher", "sensor-unshared", "watcher-unshared")
 DEFAULT_KINDS = ("sensor", "watcher", "http")
 READY = re.compile(r"Altinn emulator listening on (http://\S+)")
@@ -253,11 +262,12 @@ class BarePoller:
                 await client.aclose()
 
 
-def make_trigger(kind: str, resource: str, poll_interval: float) -> Any:
+def make_trigger(kind: str, resource: str, poll_interval: float, subject: str | None = None) -> Any:
     """One trigger as a DAG author would configure it (the triggerer re-creates it from these kwargs).
 
     ``*-unshared``: the same trigger with ``shared_polls = False`` (the class attribute), i.e. one request per
-    trigger per interval, as before shared polls."""
+    trigger per interval, as before shared polls; ``watcher-unfiltered``: ``shared_unfiltered_reads = True``,
+    one read of the whole resource for triggers that differ in ``subject``."""
     if kind == "bare":
         return BarePoller(resource, poll_interval)
     if kind in ("sensor", "sensor-unshared"):
@@ -268,14 +278,15 @@ def make_trigger(kind: str, resource: str, poll_interval: float) -> Any:
         )
         sensor.shared_polls = kind == "sensor"
         return sensor
-    if kind in ("watcher", "watcher-unshared"):
+    if kind in ("watcher", "watcher-unshared", "watcher-unfiltered"):
         from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsWatcherTrigger
 
         trigger = AltinnEventsWatcherTrigger(
-            resource=resource, poll_interval=poll_interval, altinn_events_conn_id=CONN_ID
+            resource=resource, subject=subject, poll_interval=poll_interval, altinn_events_conn_id=CONN_ID
         )
         trigger.asset_state_store = None  # as under dag.test(): the cursor is kept in memory
-        trigger.shared_polls = kind == "watcher"
+        trigger.shared_polls = kind != "watcher-unshared"
+        trigger.shared_unfiltered_reads = kind == "watcher-unfiltered"
         return trigger
     from airflow.providers.http.triggers.http import HttpEventTrigger
 
@@ -329,6 +340,27 @@ class Fleet:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+async def publish_traffic(
+    admin: httpx.AsyncClient, pool: list[str], per_interval: int, subjects: int, poll_interval: float
+) -> None:
+    """``per_interval`` events per interval on every resource of ``pool``, in ``subjects`` subjects (one
+    generate call per subject and resource per interval)."""
+    each = max(1, per_interval // subjects)
+    while True:
+        for resource in pool:
+            for k in range(subjects):
+                await admin.post(
+                    "/_emulator/events/generate",
+                    json={
+                        "resource": resource,
+                        "count": each,
+                        "type": "bench.traffic",
+                        "subject": f"/party/{k}",
+                    },
+                )
+        await asyncio.sleep(poll_interval)
+
+
 async def stats(admin: httpx.AsyncClient) -> dict[str, Any]:
     response = await admin.get("/_emulator/stats")
     response.raise_for_status()
@@ -359,9 +391,14 @@ async def run_fleet(
     sample: int,
     profile: Path | None = None,
     spread: int | None = None,
+    subjects: int = 0,
+    traffic: int = 0,
+    traffic_subjects: int = 0,
 ) -> RunResult:
     """One fleet: ``n`` triggers of ``kind`` over ``spread`` resources (trigger ``i`` on resource
-    ``i % spread``; ``None``: one resource per trigger)."""
+    ``i % spread``; ``None``: one resource per trigger). With ``subjects``, trigger ``i`` waits on subject
+    ``i % subjects`` (watchers only), and ``traffic`` events per interval arrive on every resource during
+    the CPU window, spread over ``traffic_subjects`` subjects (the first ``subjects`` of them are waited on)."""
     m = spread or n
     result = RunResult(kind=kind, n=n, resources=m, poll_interval=poll_interval)
     pool = [f"urn:altinn:resource:bench-{kind}-{n}-{m}-{i}" for i in range(m)]
@@ -377,7 +414,10 @@ async def run_fleet(
     heap0 = tracemalloc.get_traced_memory()[0]
     fleet = Fleet(
         kind,
-        [make_trigger(kind, r, poll_interval) for r in resources],
+        [
+            make_trigger(kind, r, poll_interval, f"/party/{i % subjects}" if subjects else None)
+            for i, r in enumerate(resources)
+        ],
         stagger=poll_interval if kind == "http" else 0.0,
     )
     fleet.start()
@@ -412,7 +452,17 @@ async def run_fleet(
     cpu0, t0 = time.process_time(), time.monotonic()
     if profiler is not None:
         profiler.enable()
+    publisher = (
+        asyncio.create_task(
+            publish_traffic(admin, pool, traffic, traffic_subjects or subjects or 1, poll_interval)
+        )
+        if traffic
+        else None
+    )
     await asyncio.sleep(window)
+    if publisher is not None:
+        publisher.cancel()
+        await asyncio.gather(publisher, return_exceptions=True)
     if bursts:
         await wait_quiet(admin, poll_interval)
     if profiler is not None:
@@ -626,6 +676,9 @@ async def main_async(args: argparse.Namespace, base_url: str) -> list[RunResult]
                         args.latency_sample,
                         args.profile,
                         spread=m,
+                        subjects=args.subjects,
+                        traffic=args.traffic,
+                        traffic_subjects=args.traffic_subjects,
                     )
                     print_result(result)
                     results.append(result)
@@ -679,6 +732,22 @@ def main() -> None:
     )
     parser.add_argument(
         "--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON to PATH"
+    )
+    parser.add_argument(
+        "--subjects",
+        type=int,
+        default=0,
+        help="watchers wait on this many subjects (trigger i on subject i %% K); with --traffic, compares "
+        "kinds watcher (one read per subject) and watcher-unfiltered (one read of the resource)",
+    )
+    parser.add_argument(
+        "--traffic", type=int, default=0, help="events per interval on every resource during the CPU window"
+    )
+    parser.add_argument(
+        "--traffic-subjects",
+        type=int,
+        default=0,
+        help="the traffic's subjects (default --subjects); more than --subjects: events nobody waits on",
     )
     parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls (5)")
     parser.add_argument("--window", type=float, default=15.0, help="CPU measuring window in seconds (15)")

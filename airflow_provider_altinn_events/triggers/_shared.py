@@ -61,6 +61,10 @@ WINDOW_EVENTS = 1000
 has left the window reads on its own until it is back, so the bound costs requests, never events."""
 
 
+_NO_EVENTS: deque[Any] = deque(maxlen=0)
+"""The window of a reader that was never founded (shared, empty, holds nothing)."""
+
+
 def _wake(future: asyncio.Future[BaseException | None], outcome: BaseException | None) -> None:
     if not future.done():  # cancelled meanwhile: the trigger was stopped
         future.set_result(outcome)
@@ -75,15 +79,34 @@ class _Reader:
         reader lives only while it has subscribers, so it needs none of its own.
     """
 
+    __slots__ = (
+        "base",
+        "cadence",
+        "client",
+        "closed",
+        "filter",
+        "index",
+        "key",
+        "not_before",
+        "origin",
+        "query",
+        "requests",
+        "state",
+        "subscribers",
+        "task",
+        "waiting",
+        "window",
+    )
+
     def __init__(self, key: Hashable, event_filter: EventFilter, client: AsyncAltinnEventsClient) -> None:
         self.key = key
         self.filter = event_filter
-        self.query = event_filter.server_query()
-        self.client = client
+        self.query: dict[str, Any] = {}  # set when founded, like the window: a reader never founded (one
+        self.client = client  # trigger alone on its query) stays a few hundred bytes
         self.subscribers: set[_Subscription] = set()
         self.waiting: dict[_Subscription, asyncio.Future[BaseException | None]] = {}
         self.state: PollState | None = None  # None until founded
-        self.window: deque[CloudEvent] = deque()
+        self.window: deque[CloudEvent] = _NO_EVENTS
         self.index: dict[tuple[str, str], int] = {}  # (id, source) -> absolute position in the stream
         self.base = 0  # absolute position of window[0]
         self.origin: tuple[str, str | None] = ("", None)
@@ -149,6 +172,8 @@ class _Reader:
 
         self.state = PollState(after=state.after, after_source=state.after_source, ambiguous=state.ambiguous)
         self.origin = (state.after, state.after_source)
+        self.query = self.filter.server_query()
+        self.window = deque()
         loop = asyncio.get_running_loop()
         self.cadence = Cadence(self.interval, loop)
         self.cadence.advance()
@@ -389,23 +414,28 @@ def subscribe(
 
     loop = asyncio.get_running_loop()
     event_filter: EventFilter = trigger.event_filter
-    server = EventFilter(
-        resource=event_filter.resource,
-        event_types=event_filter.event_types,
-        subject=event_filter.subject,
-        alternative_subject=event_filter.alternative_subject,
-    )
+    # one read of the whole resource for triggers that differ in subject or types, each matching its own on
+    # our side (EventFilter.matches re-checks them); not the default: docs/performance.rst, "shared-polls"
+    unfiltered = bool(getattr(trigger, "shared_unfiltered_reads", False))
+    types = () if unfiltered else event_filter.event_types
+    subject = None if unfiltered else event_filter.subject
     key = (
         trigger.altinn_events_conn_id,
-        server.resource,
-        server.event_types,
-        server.subject,
-        server.alternative_subject,
+        event_filter.resource,
+        types,
+        subject,
+        event_filter.alternative_subject,
         id(loop),
         id(client),
     )
     reader = _READERS.get(key)
     if reader is None or reader.closed or reader.client is not client:
+        server = EventFilter(
+            resource=event_filter.resource,
+            event_types=types,
+            subject=subject,
+            alternative_subject=event_filter.alternative_subject,
+        )
         reader = _READERS[key] = _Reader(key, server, client)
     subscription = _Subscription(trigger, reader, policy)
     reader.subscribers.add(subscription)

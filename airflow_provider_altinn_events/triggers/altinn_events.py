@@ -84,6 +84,10 @@ class _AltinnPolling:
     same server-side query through the same connection (``_shared.py``; docs/performance.rst,
     "shared-polls"). A class attribute, not a kwarg, so it never changes a watcher's identity; set it to
     ``False`` on a subclass to poll on its own as before."""
+    shared_unfiltered_reads = False
+    """Whether triggers that differ only in ``subject`` or ``event_types`` share one read of the whole resource
+    (fewer requests, more events read and matched here) instead of one read per server-side query. Off by
+    default: measured in docs/performance.rst ("shared-polls")."""
 
     @property
     def log(self) -> Any:

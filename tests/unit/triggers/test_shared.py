@@ -56,7 +56,13 @@ class FakeService:
     held: int = 0  # requests that waited at the gate
 
     def add(
-        self, resource: str = RES, *, source: str = A, type: str = "t.created", event_id: str | None = None
+        self,
+        resource: str = RES,
+        *,
+        source: str = A,
+        type: str = "t.created",
+        event_id: str | None = None,
+        subject: str | None = None,
     ) -> dict[str, Any]:
         self.counter += 1
         event = {
@@ -66,6 +72,8 @@ class FakeService:
             "type": type,
             "resource": resource,
         }
+        if subject is not None:
+            event["subject"] = subject
         self.events.append(event)
         return event
 
@@ -426,6 +434,20 @@ async def test_triggers_with_other_server_side_filters_get_readers_of_their_own(
     c = service.add(OTHER, type="a.x")
     await until(lambda: all(r.payloads for r in runs))
     assert [r.delivered() for r in runs] == [keys([b]), keys([a]), keys([c])] * 2
+
+
+async def test_unfiltered_reads_share_one_reader_and_each_trigger_matches_its_own(service: FakeService) -> None:
+    triggers = [watcher(after="0", subject=f"/party/{i % 2}", cursor_key=f"k{i}") for i in range(4)]
+    for trigger in triggers:
+        trigger.shared_unfiltered_reads = True
+    runs = [Run(t).start() for t in triggers]
+    await ticks(3)
+    assert reader().founded and reader().query["subject"] is None  # one read of the whole resource
+    events = [service.add(subject=f"/party/{i % 3}") for i in range(9)]
+    await until(lambda: all(len(r.delivered()) == 3 for r in runs))
+    for i, run in enumerate(runs):
+        assert run.delivered() == keys([e for e in events if e["subject"] == f"/party/{i % 2}"])
+        await run.stop()
 
 
 async def test_a_trigger_alone_on_its_query_polls_on_its_own(service: FakeService) -> None:
