@@ -62,7 +62,9 @@ has left the window reads on its own until it is back, so the bound costs reques
 
 
 _NO_EVENTS: deque[Any] = deque(maxlen=0)
-"""The window of a reader that was never founded (shared, empty, holds nothing)."""
+_NOBODY: dict[Any, Any] = {}
+"""The window, index and waiting triggers of a reader that was never founded: shared and always empty
+(nothing is added before :meth:`_Reader.found` gives the reader its own)."""
 
 
 def _wake(future: asyncio.Future[BaseException | None], outcome: BaseException | None) -> None:
@@ -94,20 +96,24 @@ class _Reader:
         "state",
         "subscribers",
         "task",
+        "unfiltered",
         "waiting",
         "window",
     )
 
-    def __init__(self, key: Hashable, event_filter: EventFilter, client: AsyncAltinnEventsClient) -> None:
+    def __init__(self, key: Hashable, unfiltered: bool, client: AsyncAltinnEventsClient) -> None:
+        # What polling needs (filter, query, window, index, the waiting triggers) is built when the reader is
+        # founded: a reader that never is (a trigger alone on its query) stays a few hundred bytes.
         self.key = key
-        self.filter = event_filter
-        self.query: dict[str, Any] = {}  # set when founded, like the window: a reader never founded (one
-        self.client = client  # trigger alone on its query) stays a few hundred bytes
+        self.filter: EventFilter | None = None
+        self.query: dict[str, Any] = {}
+        self.client = client
         self.subscribers: set[_Subscription] = set()
-        self.waiting: dict[_Subscription, asyncio.Future[BaseException | None]] = {}
+        self.waiting: dict[_Subscription, asyncio.Future[BaseException | None]] = _NOBODY
         self.state: PollState | None = None  # None until founded
         self.window: deque[CloudEvent] = _NO_EVENTS
-        self.index: dict[tuple[str, str], int] = {}  # (id, source) -> absolute position in the stream
+        self.index: dict[tuple[str, str], int] = _NOBODY  # (id, source) -> absolute position in the stream
+        self.unfiltered = unfiltered
         self.base = 0  # absolute position of window[0]
         self.origin: tuple[str, str | None] = ("", None)
         self.task: asyncio.Task[None] | None = None
@@ -166,14 +172,23 @@ class _Reader:
 
     # ---- founding, subscribers -------------------------------------------------------------------------
 
-    def found(self, state: PollState) -> None:
-        """Start polling from ``state`` (a subscriber's state that has just caught up with the service)."""
-        from airflow_provider_altinn_events.client.matching import PollState
+    def found(self, state: PollState, event_filter: EventFilter) -> None:
+        """Start polling from ``state`` (the state of a subscriber with ``event_filter`` that has just caught up
+        with the service)."""
+        from airflow_provider_altinn_events.client.matching import EventFilter, PollState
 
+        self.filter = EventFilter(
+            resource=event_filter.resource,
+            event_types=() if self.unfiltered else event_filter.event_types,
+            subject=None if self.unfiltered else event_filter.subject,
+            alternative_subject=event_filter.alternative_subject,
+        )
+        self.query = self.filter.server_query()
         self.state = PollState(after=state.after, after_source=state.after_source, ambiguous=state.ambiguous)
         self.origin = (state.after, state.after_source)
-        self.query = self.filter.server_query()
         self.window = deque()
+        self.index = {}
+        self.waiting = {}
         loop = asyncio.get_running_loop()
         self.cadence = Cadence(self.interval, loop)
         self.cadence.advance()
@@ -204,7 +219,7 @@ class _Reader:
             self.task.cancel()
         for future in self.waiting.values():
             future.cancel()
-        self.waiting.clear()
+        self.waiting = {}
 
     # ---- polling ---------------------------------------------------------------------------------------
 
@@ -246,7 +261,7 @@ class _Reader:
     async def _read_to_end(self) -> None:
         from airflow_provider_altinn_events.client.matching import poll_step
 
-        assert self.state is not None
+        assert self.state is not None and self.filter is not None
         state = self.state
         while True:
             self.requests += 1
@@ -268,7 +283,7 @@ class _Reader:
 
     def _fail(self, error: BaseException) -> None:
         waiting = list(self.waiting.values())
-        self.waiting.clear()
+        self.waiting = {}
         self.closed = True
         if _READERS.get(self.key) is self:
             del _READERS[self.key]
@@ -282,13 +297,13 @@ class _Subscription:
 
     __slots__ = ("cadence", "failures", "interval", "max_wait_seconds", "policy", "reader", "trigger")
 
-    def __init__(self, trigger: Any, reader: _Reader | None, policy: PollFailurePolicy) -> None:
+    def __init__(self, trigger: Any, reader: _Reader | None) -> None:
         self.trigger = trigger
         self.reader = reader
         self.interval: float = trigger.poll_interval
         self.max_wait_seconds: float = trigger.max_wait_seconds
         self.cadence = Cadence(self.interval)
-        self.policy = policy
+        self.policy: PollFailurePolicy | None = None  # built on the first failure: most waits never fail
         self.failures = 0
 
     @property
@@ -348,7 +363,7 @@ class _Subscription:
             and not state.seeking
             and state.behind == 0
         ):
-            reader.found(state)
+            reader.found(state, self.trigger.event_filter)
 
     def next(self, at_least: float = 0.0) -> asyncio.Future[BaseException | None] | asyncio.Future[None]:
         """Wait for the next poll: the reader's first tick at or after this trigger's own due time (fixed
@@ -374,6 +389,8 @@ class _Subscription:
             raise error
         trigger = self.trigger
         resource = trigger.event_filter.resource
+        if self.policy is None:
+            self.policy = trigger._policy()
         wait = self.policy.after_failure(error, self.failures)
         if wait is None:
             trigger.log.error(
@@ -385,7 +402,7 @@ class _Subscription:
         loop = asyncio.get_running_loop()
         self.cadence.due = math.ceil((loop.time() + wait.seconds) / self.cadence.tick) * self.cadence.tick
         reader = self._live_reader()
-        if reader is None:
+        if reader is None or not reader.founded:
             future: asyncio.Future[BaseException | None] = loop.create_future()
             loop.call_at(self.cadence.due, _wake, future, None)
             return future
@@ -401,17 +418,13 @@ class _Subscription:
 _READERS: dict[Hashable, _Reader] = {}
 
 
-def subscribe(
-    trigger: Any, client: AsyncAltinnEventsClient, policy: PollFailurePolicy, *, shared: bool
-) -> _Subscription:
+def subscribe(trigger: Any, client: AsyncAltinnEventsClient, *, shared: bool) -> _Subscription:
     """The trigger's subscription to the reader of its connection and server-side query in this event loop
     (a new, not yet founded reader when there is none); ``shared=False`` gives one without a reader, which
     polls exactly as a trigger did before shared polls. Pair with :meth:`_Subscription.leave` in a
     ``finally``."""
     if not shared:
-        return _Subscription(trigger, None, policy)
-    from airflow_provider_altinn_events.client.matching import EventFilter
-
+        return _Subscription(trigger, None)
     loop = asyncio.get_running_loop()
     event_filter: EventFilter = trigger.event_filter
     # one read of the whole resource for triggers that differ in subject or types, each matching its own on
@@ -430,13 +443,7 @@ def subscribe(
     )
     reader = _READERS.get(key)
     if reader is None or reader.closed or reader.client is not client:
-        server = EventFilter(
-            resource=event_filter.resource,
-            event_types=types,
-            subject=subject,
-            alternative_subject=event_filter.alternative_subject,
-        )
-        reader = _READERS[key] = _Reader(key, server, client)
-    subscription = _Subscription(trigger, reader, policy)
+        reader = _READERS[key] = _Reader(key, unfiltered, client)
+    subscription = _Subscription(trigger, reader)
     reader.subscribers.add(subscription)
     return subscription

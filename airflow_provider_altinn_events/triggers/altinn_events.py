@@ -264,7 +264,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         try:
             try:
                 self._check_scopes(client)  # permanent: the sensor fails with the message, nothing was sent
-                shared = subscribe(self, client, self._policy(), shared=self.shared_polls)
+                shared = subscribe(self, client, shared=self.shared_polls)
                 await shared.first()
                 while True:
                     # the shared reader's window answers without a request when it can (_shared.py)
@@ -393,7 +393,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         shared = None
         try:
             self._check_scopes(client)  # raises: a watcher fails like on any permanent error
-            shared = subscribe(self, client, self._policy(), shared=self.shared_polls)
+            shared = subscribe(self, client, shared=self.shared_polls)
             await shared.first()
             while True:
                 state, page = shared.served(state)  # see the sensor trigger
