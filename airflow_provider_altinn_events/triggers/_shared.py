@@ -7,8 +7,8 @@ subject); the reader polls once per tick, reads to the current end and keeps a b
 events it read, in the service's order. Every trigger keeps its own cursor, filter, batching and failure
 policy, and is handed, at its own tick, the page the service would have answered its own request with:
 the window's events after its cursor (:meth:`_Reader.page_for`), given to the same ``poll_step`` as an
-answer from the service. Design and figures: docs/architecture.rst ("architecture-shared-polls") and
-docs/performance.rst ("shared-polls").
+answer from the service. Design and figures: (docs/architecture.rst, "architecture-shared-polls") and
+(docs/performance.rst, "shared-polls").
 
 Why a window at the head and not "poll from the oldest cursor": Altinn's cursors are event ids (GUIDs)
 with no order one can compare, so the oldest cursor cannot be computed. A trigger whose cursor is not in

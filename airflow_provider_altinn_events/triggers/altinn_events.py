@@ -11,6 +11,10 @@ Shared rules (docs/architecture.rst, "architecture-rules"; docs/performance.rst,
 * one :class:`AsyncAltinnEventsClient` per (connection id, event loop) per process (``_runtime.py``): every
   trigger of a triggerer that uses the same connection shares one connection pool and one token, and the
   client refreshes that token itself, however long the wait;
+* triggers of one triggerer that read the same server-side query through the same connection share one
+  request per tick (``_shared.py``): each is handed the page the service would have answered it with, from
+  the reader's window, and hands it to ``poll_step`` as before; it reads on its own while its cursor is not
+  in the window (docs/architecture.rst, "architecture-shared-polls");
 * the first poll is spread over ``poll_interval`` (jitter), so a triggerer restart does not make every
   trigger poll at the same instant; wake-ups fall on a shared grid of ticks, so the polls due in one tick
   share the event loop's wake-ups (``_cadence.py``);
@@ -87,7 +91,7 @@ class _AltinnPolling:
     shared_unfiltered_reads = False
     """Whether triggers that differ only in ``subject`` or ``event_types`` share one read of the whole resource
     (fewer requests, more events read and matched here) instead of one read per server-side query. Off by
-    default: measured in docs/performance.rst ("shared-polls")."""
+    default: measured in (docs/performance.rst, "shared-polls")."""
 
     @property
     def log(self) -> Any:
