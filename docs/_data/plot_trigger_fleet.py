@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path("_data").resolve()
 data = json.loads((HERE / "trigger_fleet_shared.json").read_text())
@@ -20,16 +21,23 @@ def layout(run: dict) -> str:
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
 colours = {"1 resource(s)": "tab:blue", "10 resource(s)": "tab:orange", "N resources": "tab:green"}
-for (kind, style) in (("sensor", "-"), ("sensor-unshared", "--")):
+for kind, style in (("sensor", "-"), ("sensor-unshared", "--")):
     for name, colour in colours.items():
         points = sorted((r["n"], r) for r in runs if r["kind"] == kind and layout(r) == name)
         if not points:
             continue
         ns = [n for n, _ in points]
         label = f"{name}, {'shared' if kind == 'sensor' else 'unshared'}"
-        left.plot(ns, [r["requests_per_interval"] for _, r in points], style, color=colour, marker="o", label=label)
+        left.plot(
+            ns, [r["requests_per_interval"] for _, r in points], style, color=colour, marker="o", label=label
+        )
         right.plot(
-            ns, [r["cpu_us_per_trigger_wake"] for _, r in points], style, color=colour, marker="o", label=label
+            ns,
+            [r["cpu_us_per_trigger_wake"] for _, r in points],
+            style,
+            color=colour,
+            marker="o",
+            label=label,
         )
 left.set_xscale("log")
 left.set_yscale("log")
@@ -43,8 +51,12 @@ right.set_title("CPU per trigger wake")
 right.set_ylim(bottom=0)
 for axis in (left, right):
     axis.set_xticks(sorted({r["n"] for r in runs}))
-    axis.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+    axis.xaxis.set_major_formatter(ScalarFormatter())
+    axis.xaxis.set_minor_formatter(NullFormatter())
     axis.grid(True, which="both", alpha=0.3)
-left.legend(fontsize=7)
-fig.suptitle(f"benchmarks/trigger_fleet.py, {data['measured']} (solid: shared polls, dashed: unshared)", fontsize=9)
-fig.tight_layout()
+handles, labels = left.get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+fig.suptitle(
+    f"benchmarks/trigger_fleet.py, {data['measured']} (solid: shared polls, dashed: unshared)", fontsize=9
+)
+fig.tight_layout(rect=(0, 0.12, 1, 1))
