@@ -96,6 +96,7 @@ class _Reader:
         "state",
         "subscribers",
         "task",
+        "tick_time",
         "unfiltered",
         "waiting",
         "window",
@@ -121,6 +122,7 @@ class _Reader:
         self.requests = 0
         self.cadence: Cadence | None = None
         self.not_before = 0.0
+        self.tick_time = 0.0
 
     # ---- the window ------------------------------------------------------------------------------------
 
@@ -235,6 +237,7 @@ class _Reader:
                 alarm = loop.create_future()
                 loop.call_at(cadence.due, _wake, alarm, None)
                 await alarm
+                self.tick_time = cadence.due
                 due_by = cadence.due + tick / 2
                 if any(s.due <= due_by for s in self.waiting):
                     outcome: BaseException | None = None
@@ -400,8 +403,12 @@ class _Subscription:
         self.failures = wait.failures
         trigger.log.warning("%s", wait.describe(resource, error, self.policy.max_consecutive_failures))
         loop = asyncio.get_running_loop()
-        self.cadence.due = math.ceil((loop.time() + wait.seconds) / self.cadence.tick) * self.cadence.tick
         reader = self._live_reader()
+        # the wait counts from the tick the failed poll was due at, as the fixed-rate cadence does after a good
+        # one: counted from the failure, a slow failing request would push the trigger past the reader's next
+        # tick and cost it a whole interval more; the reader itself waits out any Retry-After
+        since = reader.tick_time if reader is not None and reader.founded else loop.time()
+        self.cadence.due = math.ceil((max(since, 0.0) + wait.seconds) / self.cadence.tick) * self.cadence.tick
         if reader is None or not reader.founded:
             future: asyncio.Future[BaseException | None] = loop.create_future()
             loop.call_at(self.cadence.due, _wake, future, None)
