@@ -436,7 +436,9 @@ async def test_triggers_with_other_server_side_filters_get_readers_of_their_own(
     assert [r.delivered() for r in runs] == [keys([b]), keys([a]), keys([c])] * 2
 
 
-async def test_unfiltered_reads_share_one_reader_and_each_trigger_matches_its_own(service: FakeService) -> None:
+async def test_unfiltered_reads_share_one_reader_and_each_trigger_matches_its_own(
+    service: FakeService,
+) -> None:
     triggers = [watcher(after="0", subject=f"/party/{i % 2}", cursor_key=f"k{i}") for i in range(4)]
     for trigger in triggers:
         trigger.shared_unfiltered_reads = True
