@@ -78,7 +78,17 @@ HTTP_CONN_ID = "altinn_bench_http"
 EVENTS_PATH = "/events/api/v1/events"
 POLL_KEY = f"GET {EVENTS_PATH}"
 CHECK_MODULE = "altinn_bench_http_check"
-KINDS = ("sensor", "watcher", "http", "http-burst", "bare")
+KINDS = (
+    "sensor",
+    "watcher",
+    "sensor-unshared",
+    "watcher-unshared",
+    "watcher-unfiltered",
+    "http",
+    "http-burst",
+    "bare",
+)
+OURS = ("sensor", "watcher", "sensor-unshared", "watcher-unshared")
 DEFAULT_KINDS = ("sensor", "watcher", "http")
 READY = re.compile(r"Altinn emulator listening on (http://\S+)")
 
@@ -98,6 +108,8 @@ class RunResult:
 
     kind: str
     n: int
+    resources: int = 0
+    poll_interval: float = 5.0
     window_s: float = 0.0
     polls: int = 0
     cpu_s: float = 0.0
@@ -116,6 +128,38 @@ class RunResult:
     @property
     def cpu_ms_per_poll(self) -> float:
         return self.cpu_s / self.polls * 1000 if self.polls else float("nan")
+
+    @property
+    def requests_per_interval(self) -> float:
+        return self.polls_per_s * self.poll_interval
+
+    @property
+    def wakes(self) -> float:
+        """Trigger wake-ups in the window: each of the N triggers wakes once per interval."""
+        return self.n * self.window_s / self.poll_interval if self.poll_interval else 0.0
+
+    @property
+    def cpu_us_per_wake(self) -> float:
+        return self.cpu_s / self.wakes * 1e6 if self.wakes else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "n": self.n,
+            "resources": self.resources,
+            "poll_interval_s": self.poll_interval,
+            "window_s": round(self.window_s, 2),
+            "requests_per_interval": round(self.requests_per_interval, 2),
+            "cpu_ms_per_request": round(self.cpu_ms_per_poll, 3),
+            "cpu_us_per_trigger_wake": round(self.cpu_us_per_wake, 1),
+            "heap_kib_per_trigger": round(self.heap_kib_per_trigger, 2),
+            "latency_p50_s": round(self.latency(0.5), 3),
+            "latency_p99_s": round(self.latency(0.99), 3),
+            "latency_samples": len(self.latencies),
+            "grants": self.grants,
+            "exchanges": self.exchanges,
+            "errors": len(self.errors),
+        }
 
     @property
     def heap_kib_per_trigger(self) -> float:
@@ -218,23 +262,31 @@ class BarePoller:
                 await client.aclose()
 
 
-def make_trigger(kind: str, resource: str, poll_interval: float) -> Any:
-    """One trigger as a DAG author would configure it (the triggerer re-creates it from these kwargs)."""
+def make_trigger(kind: str, resource: str, poll_interval: float, subject: str | None = None) -> Any:
+    """One trigger as a DAG author would configure it (the triggerer re-creates it from these kwargs).
+
+    ``*-unshared``: the same trigger with ``shared_polls = False`` (the class attribute), i.e. one request per
+    trigger per interval, as before shared polls; ``watcher-unfiltered``: ``shared_unfiltered_reads = True``,
+    one read of the whole resource for triggers that differ in ``subject``."""
     if kind == "bare":
         return BarePoller(resource, poll_interval)
-    if kind == "sensor":
+    if kind in ("sensor", "sensor-unshared"):
         from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsSensorTrigger
 
-        return AltinnEventsSensorTrigger(
+        sensor = AltinnEventsSensorTrigger(
             resource=resource, after="0", poll_interval=poll_interval, altinn_events_conn_id=CONN_ID
         )
-    if kind == "watcher":
+        sensor.shared_polls = kind == "sensor"
+        return sensor
+    if kind in ("watcher", "watcher-unshared", "watcher-unfiltered"):
         from airflow_provider_altinn_events.triggers.altinn_events import AltinnEventsWatcherTrigger
 
         trigger = AltinnEventsWatcherTrigger(
-            resource=resource, poll_interval=poll_interval, altinn_events_conn_id=CONN_ID
+            resource=resource, subject=subject, poll_interval=poll_interval, altinn_events_conn_id=CONN_ID
         )
         trigger.asset_state_store = None  # as under dag.test(): the cursor is kept in memory
+        trigger.shared_polls = kind != "watcher-unshared"
+        trigger.shared_unfiltered_reads = kind == "watcher-unfiltered"
         return trigger
     from airflow.providers.http.triggers.http import HttpEventTrigger
 
@@ -288,6 +340,37 @@ class Fleet:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+TRAFFIC_SOURCE = """
+import sys, time, httpx
+base, interval, each, subjects, *pool = sys.argv[1:]
+with httpx.Client(base_url=base, timeout=60) as admin:
+    while True:
+        started = time.monotonic()
+        for resource in pool:
+            for k in range(int(subjects)):
+                admin.post("/_emulator/events/generate", json={"resource": resource, "count": int(each),
+                           "type": "bench.traffic", "subject": f"/party/{k}"}).raise_for_status()
+        time.sleep(max(0.0, float(interval) - (time.monotonic() - started)))
+"""
+
+
+@contextmanager
+def traffic_process(
+    base_url: str, pool: list[str], per_interval: int, subjects: int, poll_interval: float
+) -> Iterator[None]:
+    """``per_interval`` events per interval on every resource of ``pool``, spread over ``subjects`` subjects,
+    published by a process of its own, so that its CPU is not counted as the fleet's."""
+    each = max(1, per_interval // subjects)
+    process = subprocess.Popen(
+        [sys.executable, "-c", TRAFFIC_SOURCE, base_url, str(poll_interval), str(each), str(subjects), *pool]
+    )
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait()
+
+
 async def stats(admin: httpx.AsyncClient) -> dict[str, Any]:
     response = await admin.get("/_emulator/stats")
     response.raise_for_status()
@@ -317,9 +400,19 @@ async def run_fleet(
     window: float,
     sample: int,
     profile: Path | None = None,
+    spread: int | None = None,
+    subjects: int = 0,
+    traffic: int = 0,
+    traffic_subjects: int = 0,
 ) -> RunResult:
-    result = RunResult(kind=kind, n=n)
-    resources = [f"urn:altinn:resource:bench-{kind}-{n}-{i}" for i in range(n)]
+    """One fleet: ``n`` triggers of ``kind`` over ``spread`` resources (trigger ``i`` on resource
+    ``i % spread``; ``None``: one resource per trigger). With ``subjects``, trigger ``i`` waits on subject
+    ``i % subjects`` (watchers only), and ``traffic`` events per interval arrive on every resource during
+    the CPU window, spread over ``traffic_subjects`` subjects (the first ``subjects`` of them are waited on)."""
+    m = spread or n
+    result = RunResult(kind=kind, n=n, resources=m, poll_interval=poll_interval)
+    pool = [f"urn:altinn:resource:bench-{kind}-{n}-{m}-{i}" for i in range(m)]
+    resources = [pool[i % m] for i in range(n)]
     before = await stats(admin)
     process = psutil.Process()
 
@@ -331,15 +424,21 @@ async def run_fleet(
     heap0 = tracemalloc.get_traced_memory()[0]
     fleet = Fleet(
         kind,
-        [make_trigger(kind, r, poll_interval) for r in resources],
+        [
+            make_trigger(kind, r, poll_interval, f"/party/{i % subjects}" if subjects else None)
+            for i, r in enumerate(resources)
+        ],
         stagger=poll_interval if kind == "http" else 0.0,
     )
     fleet.start()
     deadline = time.monotonic() + poll_interval * 3 + 10
     await asyncio.sleep(poll_interval + 1)
+    # every trigger polls once in its first interval; shared triggers share requests, so only the unshared
+    # kinds are waited for by request count
+    expected_first = n if kind not in ("sensor", "watcher") else 0
     while (await stats(admin))["requests"].get(POLL_KEY, 0) - before["requests"].get(
         POLL_KEY, 0
-    ) < n and time.monotonic() < deadline:
+    ) < expected_first and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
     samples: list[int] = []
     rss: list[int] = []
@@ -363,7 +462,13 @@ async def run_fleet(
     cpu0, t0 = time.process_time(), time.monotonic()
     if profiler is not None:
         profiler.enable()
-    await asyncio.sleep(window)
+    if traffic:
+        with traffic_process(
+            str(admin.base_url).rstrip("/"), pool, traffic, traffic_subjects or subjects or 1, poll_interval
+        ):
+            await asyncio.sleep(window)
+    else:
+        await asyncio.sleep(window)
     if bursts:
         await wait_quiet(admin, poll_interval)
     if profiler is not None:
@@ -376,27 +481,29 @@ async def run_fleet(
     result.window_s = t1 - t0
     result.polls = last["requests"].get(POLL_KEY, 0) - first["requests"].get(POLL_KEY, 0)
 
-    # 3. latency: one event on each of `sample` resources, spread over one poll interval
-    chosen = sorted({round(i * (n - 1) / max(1, sample - 1)) for i in range(min(sample, n))})
-    published: dict[int, float] = {}
+    # 3. latency: one event on each of `sample` resources, spread over one poll interval; measured for every
+    #    trigger on those resources (with few resources, every trigger of the fleet)
+    chosen = sorted({round(i * (m - 1) / max(1, sample - 1)) for i in range(min(sample, m))})
+    published: dict[str, float] = {}
 
-    async def publish(index: int, delay: float) -> None:
+    async def publish(resource: str, delay: float) -> None:
         await asyncio.sleep(delay)
         started = time.monotonic()
         response = await admin.post(
             "/_emulator/events/generate",
-            json={"resource": resources[index], "count": 1, "type": "bench.changed"},
+            json={"resource": resource, "count": 1, "type": "bench.changed"},
         )
         response.raise_for_status()
-        published[index] = started
+        published[resource] = started
 
-    spread = poll_interval / max(1, len(chosen))
-    await asyncio.gather(*(publish(i, k * spread) for k, i in enumerate(chosen)))
+    gap = poll_interval / max(1, len(chosen))
+    await asyncio.gather(*(publish(pool[r], k * gap) for k, r in enumerate(chosen)))
+    waiting = [i for i in range(n) if resources[i] in published]
     deadline = time.monotonic() + poll_interval * 3 + 5
-    while not all(i in fleet.fired for i in chosen) and time.monotonic() < deadline:
+    while not all(i in fleet.fired for i in waiting) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    result.published = len(chosen)
-    result.latencies = [fleet.fired[i] - published[i] for i in chosen if i in fleet.fired]
+    result.published = len(waiting)
+    result.latencies = [fleet.fired[i] - published[resources[i]] for i in waiting if i in fleet.fired]
 
     await fleet.stop()
     after = await stats(admin)
@@ -462,7 +569,9 @@ def describe_machine() -> str:
 
 def print_result(r: RunResult) -> None:
     print(
-        f"  {r.kind:8s} N={r.n:<5d} polls/s {r.polls_per_s:7.1f}  CPU/poll {r.cpu_ms_per_poll:6.2f} ms  "
+        f"  {r.kind:16s} N={r.n:<5d} resources={r.resources:<5d} requests/interval "
+        f"{r.requests_per_interval:7.1f}  CPU/wake {r.cpu_us_per_wake:6.0f} us  "
+        f"polls/s {r.polls_per_s:7.1f}  CPU/poll {r.cpu_ms_per_poll:6.2f} ms  "
         f"heap/trigger {r.heap_kib_per_trigger:6.1f} KiB (RSS {r.rss_kib_per_trigger:6.1f} KiB)  "
         f"grants/exchanges {r.grants}/{r.exchanges}  latency p50 {r.latency(0.5):5.2f} s "
         f"p99 {r.latency(0.99):5.2f} s ({len(r.latencies)}/{r.published} fired)"
@@ -524,6 +633,26 @@ def print_marginal(by: dict[tuple[str, int], RunResult]) -> None:
                 print(f"  N={low}..{high} {kind:8s} vs {baseline:10s} marginal memory {slope / base:5.2f}")
 
 
+def print_shared(results: list[RunResult]) -> None:
+    """Shared polls against the same triggers polling on their own (``*-unshared``), side by side."""
+    by = {(r.kind, r.n, r.resources): r for r in results}
+    lines = []
+    for (kind, n, m), shared in sorted(by.items()):
+        alone = by.get((f"{kind}-unshared", n, m))
+        if kind not in ("sensor", "watcher") or alone is None:
+            continue
+        lines.append(
+            f"  {kind:8s} N={n:<5d} resources={m:<5d} requests/interval {shared.requests_per_interval:7.1f} vs "
+            f"{alone.requests_per_interval:7.1f}   CPU per trigger wake {shared.cpu_us_per_wake:5.0f} vs "
+            f"{alone.cpu_us_per_wake:5.0f} us   heap/trigger {shared.heap_kib_per_trigger:4.1f} vs "
+            f"{alone.heap_kib_per_trigger:4.1f} KiB   latency p99 {shared.latency(0.99):5.2f} vs "
+            f"{alone.latency(0.99):5.2f} s"
+        )
+    if lines:
+        print("\nShared polls vs each trigger polling on its own (shared vs unshared)")
+        print("\n".join(lines))
+
+
 async def warm_up(kinds: list[str]) -> None:
     """Run three triggers of each kind briefly, so imports and one-time set-up are not measured as memory."""
     for kind in kinds:
@@ -540,13 +669,25 @@ async def main_async(args: argparse.Namespace, base_url: str) -> list[RunResult]
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as admin:
         await warm_up(args.kinds)
         for n in args.sizes:
-            print(f"N = {n}", flush=True)
-            for kind in args.kinds:
-                result = await run_fleet(
-                    admin, kind, n, args.poll_interval, args.window, args.latency_sample, args.profile
-                )
-                print_result(result)
-                results.append(result)
+            for spread in args.resources:
+                m = n if spread is None else min(spread, n)
+                print(f"N = {n} on {m} resource(s)", flush=True)
+                for kind in args.kinds:
+                    result = await run_fleet(
+                        admin,
+                        kind,
+                        n,
+                        args.poll_interval,
+                        args.window,
+                        args.latency_sample,
+                        args.profile,
+                        spread=m,
+                        subjects=args.subjects,
+                        traffic=args.traffic,
+                        traffic_subjects=args.traffic_subjects,
+                    )
+                    print_result(result)
+                    results.append(result)
     return results
 
 
@@ -555,6 +696,19 @@ def parse_sizes(text: str) -> list[int]:
     if not sizes or any(size < 1 for size in sizes):
         raise argparse.ArgumentTypeError("sizes must be positive integers, e.g. 100,500,1000")
     return sizes
+
+
+def parse_resources(text: str) -> list[int | None]:
+    """``1,10,N``: the triggers spread over 1, 10 and N resources (``N``: one per trigger)."""
+    spreads: list[int | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part.upper() == "N":
+            spreads.append(None)
+        elif part.isdigit() and int(part) >= 1:
+            spreads.append(int(part))
+        else:
+            raise argparse.ArgumentTypeError("resources must be positive integers or N, e.g. 1,10,N")
+    return spreads
 
 
 def parse_kinds(text: str) -> list[str]:
@@ -575,6 +729,31 @@ def main() -> None:
         default=list(DEFAULT_KINDS),
         help="sensor,watcher,http (default); http-burst: HttpEventTriggers that all start together (a triggerer "
         "restart); bare: a jittered loop on one shared httpx client (the floor of our client stack)",
+    )
+    parser.add_argument(
+        "--resources",
+        type=parse_resources,
+        default=[None],
+        help="how many resources the N triggers wait on, e.g. 1,10,N (default N: one each)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="PATH", help="also write the figures as JSON to PATH"
+    )
+    parser.add_argument(
+        "--subjects",
+        type=int,
+        default=0,
+        help="watchers wait on this many subjects (trigger i on subject i %% K); with --traffic, compares "
+        "kinds watcher (one read per subject) and watcher-unfiltered (one read of the resource)",
+    )
+    parser.add_argument(
+        "--traffic", type=int, default=0, help="events per interval on every resource during the CPU window"
+    )
+    parser.add_argument(
+        "--traffic-subjects",
+        type=int,
+        default=0,
+        help="the traffic's subjects (default --subjects); more than --subjects: events nobody waits on",
     )
     parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls (5)")
     parser.add_argument("--window", type=float, default=15.0, help="CPU measuring window in seconds (15)")
@@ -604,6 +783,22 @@ def main() -> None:
         set_connections(base_url, Path(workdir))
         results = asyncio.run(main_async(args, base_url))
     print_ratios(results)
+    print_shared(results)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": describe_machine(),
+                    "command": "benchmarks/trigger_fleet.py " + " ".join(sys.argv[1:]),
+                    "measured": time.strftime("%Y-%m-%d", time.gmtime()),
+                    "runs": [r.to_json() for r in results],
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+        print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

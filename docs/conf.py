@@ -17,7 +17,15 @@ release = __version__
 version = __version__
 
 # No intersphinx: CI has no internet, and a failed inventory fetch is a warning (an error with -W).
-extensions = ["autoapi.extension", "sphinx.ext.viewcode"]
+extensions = ["autoapi.extension", "sphinx.ext.viewcode", "matplotlib.sphinxext.plot_directive"]
+
+# Plots are drawn at build time from committed benchmark output (docs/_data/*.json), never by running a
+# benchmark: docs/_data/plot_trigger_fleet.py.
+plot_working_directory = str(ROOT / "docs")
+plot_formats = [("png", 110)]
+plot_html_show_formats = False
+plot_html_show_source_link = False
+plot_include_source = False
 
 autoapi_type = "python"
 autoapi_dirs = [str(ROOT / "airflow_provider_altinn_events")]

@@ -70,6 +70,12 @@ class Cadence:
     def next(self, at_least: float = 0.0) -> asyncio.Future[None]:
         """The next poll: one interval after the last one was due, but at least half an interval (and at
         least ``at_least`` seconds) from now."""
+        self.advance(at_least)
+        return self._alarm()
+
+    def advance(self, at_least: float = 0.0) -> float:
+        """Move :attr:`due` to the next poll (as :meth:`next` does) without setting an alarm, and return it:
+        a trigger served by a shared reader (``_shared.py``) is woken by the reader's tick instead."""
         now = self._loop.time()
         self.due = self._on_grid(max(self.due + self.interval, now + self.interval / 2, now + at_least))
-        return self._alarm()
+        return self.due

@@ -11,6 +11,10 @@ Shared rules (docs/architecture.rst, "architecture-rules"; docs/performance.rst,
 * one :class:`AsyncAltinnEventsClient` per (connection id, event loop) per process (``_runtime.py``): every
   trigger of a triggerer that uses the same connection shares one connection pool and one token, and the
   client refreshes that token itself, however long the wait;
+* triggers of one triggerer that read the same server-side query through the same connection share one
+  request per tick (``_shared.py``): each is handed the page the service would have answered it with, from
+  the reader's window, and hands it to ``poll_step`` as before; it reads on its own while its cursor is not
+  in the window (docs/architecture.rst, "architecture-shared-polls");
 * the first poll is spread over ``poll_interval`` (jitter), so a triggerer restart does not make every
   trigger poll at the same instant; wake-ups fall on a shared grid of ticks, so the polls due in one tick
   share the event loop's wake-ups (``_cadence.py``);
@@ -44,12 +48,13 @@ from airflow_provider_altinn_events._arguments import (
 from airflow_provider_altinn_events.client._constants import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL
 from airflow_provider_altinn_events.client.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, MAX_WAIT_SECONDS
 from airflow_provider_altinn_events.triggers import _grace
-from airflow_provider_altinn_events.triggers._cadence import Cadence
 from airflow_provider_altinn_events.triggers._runtime import _CLIENTS, _CursorStore
+from airflow_provider_altinn_events.triggers._shared import subscribe
 
 if TYPE_CHECKING:
     from airflow_provider_altinn_events.client import AsyncAltinnEventsClient, EventPage
     from airflow_provider_altinn_events.client.matching import EventFilter, PollState
+    from airflow_provider_altinn_events.client.polling import PollFailurePolicy
 
 __all__ = ["AltinnEventsSensorTrigger", "AltinnEventsWatcherTrigger"]
 
@@ -78,6 +83,15 @@ class _AltinnPolling:
     permanent_errors_fail_fast = False
     """Whether an error that is not retryable (400, 403, a refused grant) ends the wait at once; if not, it
     counts against the failure budget like a transient one (see ``PollFailurePolicy.unretryable_counts``)."""
+    shared_polls = True
+    """Whether the trigger shares one poll per tick with the other triggers of this triggerer that read the
+    same server-side query through the same connection (``_shared.py``; docs/performance.rst,
+    "shared-polls"). A class attribute, not a kwarg, so it never changes a watcher's identity; set it to
+    ``False`` on a subclass to poll on its own as before."""
+    shared_unfiltered_reads = False
+    """Whether triggers that differ only in ``subject`` or ``event_types`` share one read of the whole resource
+    (fewer requests, more events read and matched here) instead of one read per server-side query. Off by
+    default: measured in (docs/performance.rst, "shared-polls")."""
 
     @property
     def log(self) -> Any:
@@ -115,6 +129,18 @@ class _AltinnPolling:
 
         require_scope(client.settings, SUBSCRIBE, operation="reading events (GET /events)")
 
+    def _policy(self) -> PollFailurePolicy:
+        """This trigger's poll-failure policy (``client/polling.py``), for its own polls and the shared
+        reader's alike."""
+        from airflow_provider_altinn_events.client.polling import PollFailurePolicy
+
+        return PollFailurePolicy(
+            self.poll_interval,
+            self.max_consecutive_failures,
+            max_wait_seconds=self.max_wait_seconds,
+            unretryable_counts=not self.permanent_errors_fail_fast,
+        )
+
     async def _fetch_page(
         self, client: AsyncAltinnEventsClient, event_filter: EventFilter, state: PollState
     ) -> EventPage:
@@ -126,15 +152,9 @@ class _AltinnPolling:
         :raises AltinnError: ``max_consecutive_failures`` polls in a row failed, or (when
             :attr:`permanent_errors_fail_fast`) an error that is not retryable.
         """
-        from airflow_provider_altinn_events.client.polling import PollFailurePolicy
         from airflow_provider_altinn_events.exceptions import AltinnError
 
-        policy = PollFailurePolicy(
-            self.poll_interval,
-            self.max_consecutive_failures,
-            max_wait_seconds=self.max_wait_seconds,
-            unretryable_counts=not self.permanent_errors_fail_fast,
-        )
+        policy = self._policy()
         failures = 0
         while True:
             try:
@@ -244,13 +264,19 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         conn_id = self.altinn_events_conn_id
         hold_until = _grace.resume_deadline(self.resume_grace)  # see _grace.py: Airflow's stale-exit race
         client = await _CLIENTS.acquire(conn_id)
+        shared = None
         try:
             try:
                 self._check_scopes(client)  # permanent: the sensor fails with the message, nothing was sent
-                cadence = Cadence(self.poll_interval)
-                await cadence.first()
+                shared = subscribe(self, client, shared=self.shared_polls)
+                await shared.first()
                 while True:
-                    page = await self._fetch_page(client, event_filter, state)
+                    # the shared reader's window answers without a request when it can (_shared.py)
+                    state, page = shared.served(state)
+                    if page is None:
+                        head = shared.head()
+                        page = await self._fetch_page(client, event_filter, state)
+                        state = shared.read_own(state, page, head)
                     step = poll_step(
                         state, page, event_filter, min_events=self.min_events, max_events=self.max_events
                     )
@@ -258,7 +284,10 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
                     if step.done:
                         break
                     if step.at_end:
-                        await cadence.next()
+                        shared.caught_up(state)
+                        outcome = await shared.next()
+                        while outcome is not None:  # the reader's error, judged by this trigger's policy
+                            outcome = await shared.after_failure(outcome)
             except AltinnError as error:  # refused for good, or the failure budget is spent
                 payload = TriggerPayload.failure(resource, state.after, error)
             else:
@@ -271,6 +300,8 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
                 )
                 payload = TriggerPayload.success(resource, state.after, state.matched)
         finally:
+            if shared is not None:
+                shared.leave()
             await _CLIENTS.release(conn_id, client)
         await _grace.hold(hold_until, self.log, resource)
         yield TriggerEvent(payload.to_dict())
@@ -363,12 +394,17 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         batch = self.max_events_per_trigger_event
         conn_id = self.altinn_events_conn_id
         client = await _CLIENTS.acquire(conn_id)  # see the sensor trigger: no context-manager frame
+        shared = None
         try:
             self._check_scopes(client)  # raises: a watcher fails like on any permanent error
-            cadence = Cadence(self.poll_interval)
-            await cadence.first()
+            shared = subscribe(self, client, shared=self.shared_polls)
+            await shared.first()
             while True:
-                page = await self._fetch_page(client, event_filter, state)
+                state, page = shared.served(state)  # see the sensor trigger
+                if page is None:
+                    head = shared.head()
+                    page = await self._fetch_page(client, event_filter, state)
+                    state = shared.read_own(state, page, head)
                 step = poll_step(state, page, event_filter, min_events=batch, max_events=batch)
                 state = step.state
                 if step.done or (step.at_end and state.matched):
@@ -377,16 +413,25 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
                         "Emitted %d event(s) of %s; cursor %s", len(state.matched), resource, state.after
                     )
                     state = state.handed_over()
+                    if step.at_end:
+                        shared.caught_up(state)
                     # The triggerer stores a yielded event about a second later and never acknowledges it. A
                     # cursor written at once could get ahead of an event that a triggerer stopped in that second
                     # never stored (measured: lost). Write it only after the event had time to be stored, so a
                     # stop in between re-emits the batch instead (at least once, never skip).
-                    await cadence.next(at_least=PERSIST_SETTLE_SECONDS)
+                    outcome = await shared.next(at_least=PERSIST_SETTLE_SECONDS)
                     await self._save(cursor, state.after)
+                    while outcome is not None:  # the reader's error, judged by this trigger's policy
+                        outcome = await shared.after_failure(outcome)
                 elif step.at_end:  # nothing to emit: e.g. the end found for "latest", or skipped events
                     await self._save(cursor, state.after)
-                    await cadence.next()
+                    shared.caught_up(state)
+                    outcome = await shared.next()
+                    while outcome is not None:
+                        outcome = await shared.after_failure(outcome)
         finally:
+            if shared is not None:
+                shared.leave()
             await _CLIENTS.release(conn_id, client)
 
     async def _save(self, cursor: _CursorStore, after: str) -> None:

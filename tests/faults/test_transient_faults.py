@@ -158,6 +158,50 @@ async def test_component_completes_under_fault(
     assert run.lost == 0 and run.duplicated == 0
 
 
+FLEET = 4  # sensor triggers and as many watchers on one resource: they share one reader (triggers/_shared.py)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+async def test_a_shared_fleet_completes_under_fault(
+    scenario: str,
+    altinn_emulator: EmulatorHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    fault_results: FaultLedger,
+) -> None:
+    """Sensor triggers and watchers that wait on one resource share one poll per tick; under each fault
+    every one of them still delivers every event once, in the service's order (the reader's errors reach
+    each as its own failed poll)."""
+    spec = SCENARIOS[scenario]
+    monkeypatch.setenv(*connection_env(altinn_emulator, timeout=spec.timeout))
+    faults = Faults(altinn_emulator)
+    resource = new_resource("fleet")
+    await asyncio.to_thread(altinn_emulator.generate, resource, BEFORE, type="no.example.faults.v1")
+    total = BEFORE + DURING
+    with spec.inject(faults, "GET"):
+        arrivals = asyncio.create_task(generate_later(altinn_emulator, resource, DURING, 1.0))
+        outcomes = await asyncio.gather(
+            *(run_sensor_trigger(resource, min_events=total) for _ in range(FLEET)),
+            *(run_watcher(resource, want=lambda ids: len(set(ids)) >= total) for _ in range(FLEET)),
+        )
+        await arrivals
+    served = faults.clear()
+    expected = stored_ids(altinn_emulator, resource)
+    assert served > 0, "the fault was never met: the test proves nothing"
+    for index, outcome in enumerate(outcomes):
+        component = "sensor trigger" if index < FLEET else "watcher trigger"
+        run = fault_results.record(
+            scenario=f"{scenario}, {FLEET} + {FLEET} sharing polls",
+            component=component,
+            faults_injected=served if index == 0 else 0,  # one fault stream for the fleet: counted once
+            completed=outcome.error is None,
+            outcome=ending(outcome),
+            expected=expected,
+            seen=outcome.ids,
+        )
+        check(outcome, expected, component)
+        assert run.lost == 0 and run.duplicated == 0
+
+
 @pytest.mark.parametrize("component", COMPONENTS)
 async def test_token_expiring_between_pages(
     component: str,
