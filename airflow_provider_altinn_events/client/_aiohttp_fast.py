@@ -16,8 +16,8 @@ transport's ``max_body_bytes`` are refused before they are read whole.
 The query goes to aiohttp apart from the URL (``params``), as a plain aiohttp user would send it: yarl
 caches the URLs it parses from strings (an LRU of 128), and a full URL per waiting trigger kept about 1 KiB
 per trigger in that cache; the base URL is the same for every poll, and the URL with the query that aiohttp
-builds from it is not cached. The query's values are handed over decoded and aiohttp encodes them, as for
-any ``params``.
+builds from it is not cached. The query's values are handed over decoded (``parse_qsl``, in their order:
+a third of the cost of ``httpx.URL.params``) and aiohttp encodes them, as for any ``params``.
 
 Errors are not mapped here: the caller (``transport.py``) maps aiohttp's errors for both paths alike.
 """
@@ -25,6 +25,7 @@ Errors are not mapped here: the caller (``transport.py``) maps aiohttp's errors 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from aiohttp import ClientResponse, ClientSession, ClientTimeout
@@ -113,7 +114,7 @@ async def send_read_whole(
     async with session.request(
         request.method,
         str(url).partition("?")[0],  # no fragment here (those go to the adapter)
-        params=url.params.multi_items() or None,
+        params=parse_qsl(url.query.decode("ascii"), keep_blank_values=True) or None,
         headers=request.headers,
         data=request.content or None,
         allow_redirects=False,
