@@ -115,7 +115,7 @@ async def send_read_whole(
         request.method,
         str(url).partition("?")[0],  # no fragment here (those go to the adapter)
         params=parse_qsl(url.query.decode("ascii"), keep_blank_values=True) or None,
-        headers=request.headers,
+        headers=request.headers.multi_items(),  # one pass; as a mapping, aiohttp would look up each key
         data=request.content or None,
         allow_redirects=False,
         auto_decompress=False,
@@ -134,10 +134,17 @@ async def send_read_whole(
             request=request,
             extensions=extensions,
         )
-    return httpx.Response(
+    # The body as ``Response.read()`` would leave it, without running it through httpx's stream, decoder and
+    # chunker (``content=`` does, about a tenth of a poll): ``_content`` is the attribute httpx's own ``read``
+    # sets and every reader of ``.content``, ``.text``, ``.json()`` and ``aiter_bytes`` takes first. A seam
+    # (docs/performance.rst, "seams"), shared with the clients' bounded read; tests/integration/
+    # test_transport.py compares the result with the adapter's answer.
+    response = httpx.Response(
         status_code=answer.status,
         headers=answer.raw_headers,
-        content=body,
+        stream=httpx.ByteStream(body),
         request=request,
         extensions=extensions,
     )
+    response._content = body
+    return response

@@ -32,6 +32,17 @@ async def _gzipped(_request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
 
 
+async def _chunked(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/json", "next": "https://x/events?after=49"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    body = json.dumps(PAGE).encode()
+    await response.write(body[:100])
+    await response.write(body[100:])
+    await response.write_eof()
+    return response
+
+
 async def _slow(_request: web.Request) -> web.Response:
     await asyncio.sleep(2)
     return web.json_response([])
@@ -55,6 +66,7 @@ async def server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/page", _page)
     app.router.add_get("/gzip", _gzipped)
+    app.router.add_get("/chunked", _chunked)
     app.router.add_get("/slow", _slow)
     app.router.add_post("/echo", _echo)
     runner = web.AppRunner(app)
@@ -85,6 +97,16 @@ async def test_a_page_reads_exactly_as_through_the_adapter(server: str) -> None:
     assert ours.headers["next"] == adapter.headers["next"] == "https://x/events?after=49"
     assert ours.reason_phrase == adapter.reason_phrase == "OK"
     assert ours.http_version == "HTTP/1.1"
+
+
+@pytest.mark.usefixtures("aiohttp_path")
+@pytest.mark.parametrize("path", ["/page", "/chunked", "/gzip"])
+async def test_the_headers_are_exactly_the_adapters(server: str, path: str) -> None:
+    """Every header as the server sent it, no more: built from a body already read, an httpx.Response would
+    add a ``Content-Length`` the server did not send (to a chunked answer), which the adapter's does not."""
+    ours, adapter = await _get_both(f"{server}{path}")
+    assert ours.headers.multi_items() == adapter.headers.multi_items()
+    assert ours.json() == adapter.json() == PAGE
 
 
 @pytest.mark.usefixtures("aiohttp_path")
