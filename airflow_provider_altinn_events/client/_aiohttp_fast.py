@@ -147,4 +147,5 @@ async def send_read_whole(
         extensions=extensions,
     )
     response._content = body
+    response.is_closed = True  # nothing left to close: aiohttp has released the connection
     return response
