@@ -59,6 +59,8 @@ except ImportError:  # Airflow 3.0 and 3.1
     from airflow.configuration import conf  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from airflow.sdk import Connection
 
 __all__ = [
@@ -109,7 +111,8 @@ async def aget_connection(conn_id: str) -> Connection:
     def read() -> Any:
         return _ParsedExtraConnection(BaseHook.get_connection(conn_id))
 
-    return await sync_to_async(read)()
+    found: Connection = await sync_to_async(read)()
+    return found
 
 
 class _ParsedExtraConnection:
@@ -152,17 +155,18 @@ def airflow_has_asset_state_store() -> bool:
     triggerer injects the accessors) on the versions that have the store, and not before. Cached: imported
     lazily, so operator-only DAG files do not load the trigger base.
     """
-    from airflow.triggers.base import BaseEventTrigger
+    from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-    class _Probe(BaseEventTrigger):  # type: ignore[misc]  # BaseEventTrigger is abstract and untyped here
+    class _Probe(BaseEventTrigger):
         def serialize(self) -> tuple[str, dict[str, Any]]:  # pragma: no cover - never called
             return "", {}
 
-        async def run(self) -> Any:  # pragma: no cover - never called
-            return None
+        async def run(self) -> AsyncIterator[TriggerEvent]:  # pragma: no cover - never called
+            return
+            yield
 
     try:
-        probe = _Probe()
+        probe = _Probe()  # type: ignore[no-untyped-call]  # BaseEventTrigger.__init__ is unannotated
     except Exception:  # pragma: no cover - a future signature change: assume the store is there
         return True
     return hasattr(probe, "asset_state_store")
