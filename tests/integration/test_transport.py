@@ -33,7 +33,9 @@ async def _gzipped(_request: web.Request) -> web.Response:
 
 
 async def _chunked(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "application/json", "next": "https://x/events?after=49"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "application/json", "next": "https://x/events?after=49"}
+    )
     response.enable_chunked_encoding()
     await response.prepare(request)
     body = json.dumps(PAGE).encode()
