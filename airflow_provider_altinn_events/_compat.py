@@ -16,6 +16,12 @@ or a warning where it happens:
 * The asset state store (Airflow 3.3, ``BaseEventTrigger.asset_state_store``): below 3.3 the watcher keeps
   its cursor in an Airflow Variable (:func:`airflow_has_asset_state_store`, :func:`aget_variable`,
   :func:`aset_variable`).
+
+Airflow's private attributes are read here only, each in a named function with a test that fails if Airflow
+renames it (``tests/unit/test_compat.py``): the per-asset accessors of a watcher's asset state store
+(:func:`asset_state_accessors`, ``_by_name``/``_by_uri``/``_total`` of task-sdk's
+``AssetStateStoreAccessors``) and the task SDK's supervisor channel (:func:`in_triggerer`,
+``task_runner.SUPERVISOR_COMMS``).
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ except ImportError:  # Airflow 3.0 and 3.1
     from airflow.configuration import conf  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from airflow.sdk import Connection
 
 __all__ = [
@@ -68,6 +76,7 @@ __all__ = [
     "airflow_has_asset_state_store",
     "airflow_version",
     "aset_variable",
+    "asset_state_accessors",
     "conf",
     "in_triggerer",
     "sensor_timeout",
@@ -102,7 +111,8 @@ async def aget_connection(conn_id: str) -> Connection:
     def read() -> Any:
         return _ParsedExtraConnection(BaseHook.get_connection(conn_id))
 
-    return await sync_to_async(read)()
+    found: Connection = await sync_to_async(read)()
+    return found
 
 
 class _ParsedExtraConnection:
@@ -145,20 +155,39 @@ def airflow_has_asset_state_store() -> bool:
     triggerer injects the accessors) on the versions that have the store, and not before. Cached: imported
     lazily, so operator-only DAG files do not load the trigger base.
     """
-    from airflow.triggers.base import BaseEventTrigger
+    from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-    class _Probe(BaseEventTrigger):  # type: ignore[misc]  # BaseEventTrigger is abstract and untyped here
+    class _Probe(BaseEventTrigger):
         def serialize(self) -> tuple[str, dict[str, Any]]:  # pragma: no cover - never called
             return "", {}
 
-        async def run(self) -> Any:  # pragma: no cover - never called
-            return None
+        async def run(self) -> AsyncIterator[TriggerEvent]:  # pragma: no cover - never called
+            return
+            yield
 
     try:
-        probe = _Probe()
+        probe = _Probe()  # type: ignore[no-untyped-call]  # BaseEventTrigger.__init__ is unannotated
     except Exception:  # pragma: no cover - a future signature change: assume the store is there
         return True
     return hasattr(probe, "asset_state_store")
+
+
+def asset_state_accessors(store: Any) -> list[Any]:
+    """The accessors a watcher reads and writes its cursor through, from the ``asset_state_store`` Airflow 3.3
+    injects into an event trigger: the store itself when it serves one asset (its ``aget``/``aset`` go to
+    that asset), else the accessor of every asset it holds, so each watched asset keeps the cursor.
+
+    task-sdk's ``AssetStateStoreAccessors`` (``airflow.sdk.execution_time.context``) keeps the per-asset
+    accessors in the private ``_by_name`` and ``_by_uri`` and their count in ``_total``; its public
+    ``__getitem__`` needs the asset objects, which a trigger does not have. Read here only; a store without
+    those attributes counts as one asset (its own ``aget``/``aset`` then decide).
+    """
+    total = getattr(store, "_total", None)
+    if callable(getattr(store, "aget", None)) and (total is None or total == 1):
+        return [store]
+    by_name = getattr(store, "_by_name", {}) or {}
+    by_uri = getattr(store, "_by_uri", {}) or {}
+    return [*by_name.values(), *by_uri.values()] or [store]
 
 
 async def aget_variable(key: str) -> str | None:

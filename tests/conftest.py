@@ -53,3 +53,15 @@ def airflow_db(airflow_home: str) -> Iterator[str]:
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     yield airflow_home
+
+
+@pytest.fixture(params=["fast", "adapter"])
+def aiohttp_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once on the aiohttp fast path and once on httpx-aiohttp's adapter (``client/transport.py``,
+    ``fast_path``): every ``AltinnAiohttpTransport`` built without ``fast_path=`` during the test takes the path
+    named by the parameter, so a behaviour difference between the two paths fails a test. Use it with
+    ``pytestmark = pytest.mark.usefixtures("aiohttp_path")`` or on single tests."""
+    from airflow_provider_altinn_events.client.transport import FAST_PATH_ENV
+
+    monkeypatch.setenv(FAST_PATH_ENV, "1" if request.param == "fast" else "0")
+    return str(request.param)

@@ -6,10 +6,8 @@ manifests are rewritten from the cursor's record, and the cursor is replaced who
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from airflow_provider_altinn_events._ingest.errors import IngestConflictError, IngestStateError
 from airflow_provider_altinn_events._ingest.layout import (
@@ -20,6 +18,7 @@ from airflow_provider_altinn_events._ingest.layout import (
     resource_dir,
     run_dir,
 )
+from airflow_provider_altinn_events._ingest.logs import TaskLog
 from airflow_provider_altinn_events._ingest.state import CursorFile, Filters, RunRecord, RunState
 from airflow_provider_altinn_events._ingest.storage import Storage
 
@@ -39,7 +38,7 @@ class ResourceFolder:
         storage: Storage,
         resource: str,
         filters: Filters,
-        log: logging.Logger | logging.LoggerAdapter[Any],
+        log: TaskLog,
         trace: Callable[[str], None],
     ) -> None:
         self.storage, self.resource, self.filters, self.log, self.trace = (

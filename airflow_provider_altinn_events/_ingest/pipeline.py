@@ -31,13 +31,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from airflow_provider_altinn_events._ingest.dedupe import RecentIds
 from airflow_provider_altinn_events._ingest.errors import IngestCancelledError
 from airflow_provider_altinn_events._ingest.fetch import FetchRange, PagePrefetcher, PageSource
 from airflow_provider_altinn_events._ingest.folder import ResourceFolder
 from airflow_provider_altinn_events._ingest.layout import MANIFEST_NAME, part_name
+from airflow_provider_altinn_events._ingest.logs import TaskLog
 from airflow_provider_altinn_events._ingest.ndjson import NdjsonPart, encode_events
 from airflow_provider_altinn_events._ingest.spec import IngestMode, IngestResult, IngestSpec
 from airflow_provider_altinn_events._ingest.state import CursorContext, CursorFile, RunRecord, RunState
@@ -63,7 +63,7 @@ def run_ingest(
     spec: IngestSpec,
     run_id: str,
     *,
-    log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    log: TaskLog | None = None,
     trace: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
     progress_seconds: float = 30.0,
@@ -108,7 +108,7 @@ class _Ingestion:
         storage: Storage,
         spec: IngestSpec,
         run_id: str,
-        log: logging.Logger | logging.LoggerAdapter[Any],
+        log: TaskLog,
         trace: Callable[[str], None],
         cancel: threading.Event | None,
         progress_seconds: float,

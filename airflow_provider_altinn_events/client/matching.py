@@ -367,7 +367,19 @@ def poll_step(
     events_read = state.events_read + len(page.events)
     if page.is_empty:
         # the current end: seeking is over; the cursor stays (no `next` on an empty page)
-        caught_up = replace(state, seeking=False, pages=pages, events_read=events_read)
+        # the constructor, not dataclasses.replace (which looks up the fields each time): nearly every poll of a
+        # waiting trigger comes here
+        caught_up = PollState(
+            after=state.after,
+            seeking=False,
+            matched=state.matched,
+            seen=state.seen,
+            pages=pages,
+            events_read=events_read,
+            after_source=state.after_source,
+            behind=state.behind,
+            ambiguous=state.ambiguous,
+        )
         return PollStep(caught_up, (), done=len(caught_up.matched) >= min_events, at_end=True)
 
     events = page.events

@@ -1,6 +1,6 @@
 """The Events API as pure functions: one request builder and one response parser per endpoint.
 
-Nothing here does I/O, sleeps or keeps state (beyond a memo of parsed URLs), so the sync and the async
+Nothing here does I/O, sleeps or keeps state (beyond the events endpoint parsed once per platform URL), so the sync and the async
 client share every line of it and it is tested without any transport. Each builder returns an ``httpx.Request`` with an absolute URL; each parser
 takes the ``httpx.Response`` (body already read) and either returns a model or raises the error that
 :func:`error_from_response` picks for the status (the error factory lives in :mod:`.errors` and is
@@ -9,11 +9,13 @@ re-exported here). The facts behind each function are in docs/contract.rst, "con
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -59,6 +61,7 @@ __all__ = [
     "redact",
     "response_too_large",
     "strip_query",
+    "with_query",
 ]
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
@@ -247,9 +250,49 @@ def build_list_events_request(
     headers = {"Accept": CLOUDEVENTS_JSON}
     if alternative_subject:
         headers["Altinn-AlternativeSubject"] = alternative_subject
-    # Not memoised: a URL kept per waiting trigger costs about 0.8 KiB each, more than the 40-60 us its
-    # parse costs per poll is worth (benchmarks/trigger_fleet.py, docs/performance.rst)
-    return httpx.Request("GET", f"{settings.events_url}/events", params=tuple(params), headers=headers)
+    # Not memoised per filter: a URL kept per waiting trigger costs about 0.8 KiB each. The endpoint is parsed
+    # once per platform URL instead, and the query attached without a second parse (docs/performance.rst)
+    return httpx.Request(
+        "GET", with_query(_endpoint(f"{settings.events_url}/events"), params), headers=headers
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _endpoint(url: str) -> httpx.URL:
+    """An endpoint URL, parsed and checked once: one per platform URL a process talks to (a handful), not one
+    per waiting trigger. ``httpx.URL`` is immutable, so every request may share it."""
+    return httpx.URL(url)
+
+
+def _replaceable_parts() -> bool:
+    """Whether this httpx keeps a URL's parts as the named tuple ``_uri_reference`` with a ``query`` field
+    (httpx 0.23 to 0.28): then :func:`with_query` swaps the query in without parsing the URL again.
+    A seam (docs/performance.rst, "seams"): a later httpx without it takes the public path, which parses."""
+    parts = getattr(httpx.URL("http://a/"), "_uri_reference", None)
+    return callable(getattr(parts, "_replace", None)) and "query" in getattr(parts, "_fields", ())
+
+
+_REPLACEABLE_PARTS = _replaceable_parts()
+
+
+def with_query(endpoint: httpx.URL, params: Sequence[tuple[str, str]]) -> httpx.URL:
+    """``endpoint`` with ``params`` as its query, exactly as ``httpx.Request(..., params=params)`` writes it.
+
+    httpx's own way parses and checks the whole URL twice per request (about 40 us of a poll, most of what
+    our client added to a bare aiohttp poll: ``benchmarks/poll_floor.py``). The query is encoded here as
+    httpx encodes ``params`` (``urlencode``, which leaves only ``A-Z a-z 0-9 _.-~ % + = &``, characters
+    httpx's parser keeps as they are), so swapping it into the parsed endpoint gives the same URL without
+    the parse; ``tests/unit/client/test_protocol.py`` checks both agree. ``params`` must not repeat a key
+    apart from its other values (httpx would group them; the request builders never do).
+    """
+    query = urlencode(params)
+    if not query:
+        return endpoint
+    if _REPLACEABLE_PARTS:
+        url = httpx.URL.__new__(httpx.URL)
+        url._uri_reference = endpoint._uri_reference._replace(query=query)
+        return url
+    return httpx.URL(endpoint, query=query.encode("ascii"))
 
 
 def build_list_app_events_request(

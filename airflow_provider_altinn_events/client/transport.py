@@ -1,33 +1,29 @@
-"""The async client's transport: httpx-aiohttp's, with each answer read whole in one step.
+"""The async client's transport: httpx-aiohttp's adapter, with a fast path that reads each answer whole.
 
-``httpx_aiohttp.AiohttpTransport`` hands httpx a streaming response: httpx then reads the body through its
-stream layers (``aiter_bytes`` over ``aiter_raw`` over an aiohttp chunk iterator, with a decoder and a
-close step), and the adapter builds a new ``aiohttp.ClientTimeout`` for every request. The clients read
-every body in full anyway (Altinn answers are JSON documents, at most one page of 1,000 events), so this
-transport reads it in one ``aiohttp`` call and returns an ``httpx.Response`` that already holds its
-content; a compressed body is handed over unread, for the client to decode with its size bound, and bodies
-over :data:`~.protocol.MAX_RESPONSE_BYTES` are refused before they are read whole. Same connections, proxies,
-TLS and timeouts as the adapter; the body handling and the per-request allocations differ (a triggerer pays
-this per poll: see ``docs/performance.rst``), and so does the exception mapping: aiohttp's errors become the
-httpx errors httpx's own transport raises for the same failure (``_ERRORS``), where the adapter calls a
-refused connection, a failed certificate or a dropped connection a ``ConnectTimeout``.
+:class:`AltinnAiohttpTransport` sends most requests through the fast path in ``client/_aiohttp_fast.py``
+(one aiohttp call, the body read whole, no httpx stream layers; a triggerer pays this per poll, see
+``docs/performance.rst``, "hot-path") and the rest (a proxy, an SNI override, a streamed body) through the
+adapter it subclasses. The switch: ``AltinnAiohttpTransport(fast_path=False)``, or the environment variable
+``ALTINN_EVENTS_AIOHTTP_FAST_PATH=0`` for every transport built without ``fast_path=``; the client tests
+run both ways (the ``aiohttp_path`` fixture), so the two paths answer alike.
 
-The query goes to aiohttp apart from the URL (``params``), as a plain aiohttp user would send it: yarl
-caches the URLs it parses from strings (an LRU of 128), and a full URL per waiting trigger kept about 1 KiB
-per trigger in that cache; the base URL is the same for every poll, and the URL with the query that aiohttp
-builds from it is not cached. The query's values are handed over decoded and aiohttp encodes them, as for
-any ``params``.
+What both paths share is here: the size bound (a larger ``Content-Length`` is refused before reading, a
+longer body when it passes the limit) and the exception mapping: aiohttp's errors become the httpx errors
+httpx's own transport raises for the same failure (``_ERRORS``), where the adapter calls a refused
+connection, a failed certificate or a dropped connection a ``ConnectTimeout``, on the request and on the
+body read alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import httpx
-from aiohttp import ClientResponse, ClientSession, ClientTimeout
+from aiohttp import ClientSession
 from httpx_aiohttp import AiohttpTransport
 
 try:  # a private name of httpx-aiohttp (pinned below its next minor in pyproject.toml): a seam, see below
@@ -35,47 +31,12 @@ try:  # a private name of httpx-aiohttp (pinned below its next minor in pyprojec
 except ImportError:  # a later httpx-aiohttp moved or renamed it (tests/unit/client/test_transport_seam.py)
     _adapter_map_errors = None
 
-from airflow_provider_altinn_events.client.protocol import MAX_RESPONSE_BYTES, response_too_large
+from airflow_provider_altinn_events.client import _aiohttp_fast as _fast
+from airflow_provider_altinn_events.client._aiohttp_fast import FAST_PATH_ENV
+from airflow_provider_altinn_events.client.protocol import MAX_RESPONSE_BYTES
+from airflow_provider_altinn_events.exceptions import AltinnConfigError
 
-__all__ = ["AltinnAiohttpTransport"]
-
-_HTTP_1_1 = b"HTTP/1.1"
-_CHUNK = 64 * 1024
-#: compressed bodies go to httpx in pieces this small, so the client's bounded read stops a body that
-#: decompresses past the limit after at most about 8 MiB more (deflate expands by at most ~1,030 times)
-_COMPRESSED_CHUNK = 8 * 1024
-
-
-class _Pieces(httpx.AsyncByteStream):
-    """A compressed body already received, handed to httpx in pieces: httpx decodes it while the client
-    reads it with a bound, instead of all at once when the response is built."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    async def __aiter__(self) -> Any:
-        body = self._body
-        for start in range(0, len(body), _COMPRESSED_CHUNK):
-            yield body[start : start + _COMPRESSED_CHUNK]
-
-
-async def _read_at_most(answer: ClientResponse, request: httpx.Request, limit: int) -> bytes:
-    """The body as sent (still compressed, if it is), refused past ``limit`` bytes before it is read whole."""
-    declared = answer.content_length
-    if declared is not None:
-        if declared > limit:
-            raise response_too_large(request, limit, declared)
-        body: bytes = await answer.read()  # one call (the poll hot path); aiohttp stops at Content-Length
-        return body
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in answer.content.iter_chunked(_CHUNK):
-        total += len(chunk)
-        if total > limit:
-            raise response_too_large(request, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
+__all__ = ["FAST_PATH_ENV", "AltinnAiohttpTransport", "fast_path_from_environment"]
 
 #: aiohttp's errors → httpx's, most specific first. httpx-aiohttp's own table maps every
 #: ``ClientConnectionError`` (a refused connection, a failed certificate, a dropped connection) to
@@ -139,20 +100,50 @@ def _map_errors() -> Iterator[None]:
         raise mapped from cause
 
 
+def fast_path_from_environment() -> bool:
+    """``ALTINN_EVENTS_AIOHTTP_FAST_PATH``: unset or ``1``/``true``/``yes``/``on`` for the fast path,
+    ``0``/``false``/``no``/``off`` for the adapter; anything else is refused, naming the variable."""
+    value = os.environ.get(FAST_PATH_ENV, "").strip().lower()
+    if value in ("", "1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise AltinnConfigError(
+        f"{FAST_PATH_ENV} must be one of 1, true, yes, on (the fast path) or 0, false, no, off (httpx-aiohttp's "
+        f"adapter), not {value!r}",
+        field=FAST_PATH_ENV,
+    )
+
+
+def _raise_mapped(error: Exception) -> NoReturn:
+    """``error`` raised as :func:`_map_errors` maps it: what the fast path raised, mapped as the adapter path's
+    errors are, only once something was raised."""
+    with _map_errors():
+        raise error
+    raise error  # not reached: _map_errors lets every error through, mapped or not
+
+
 class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_aiohttp is not type-checked here
     """``AiohttpTransport`` that returns responses with their body already read (see the module text).
 
-    Requests it does not specialise (a streamed body, a proxy, an SNI override) go to the parent class.
+    Requests the fast path does not take (a streamed body, a proxy, an SNI override) go to the parent class.
 
     :param max_body_bytes: the largest body it reads (:data:`.protocol.MAX_RESPONSE_BYTES`): a larger
         ``Content-Length`` is refused before reading, a body without one when it passes the limit
         (``AltinnPayloadError``). A compressed body is handed over unread for the client to decode with the
         same bound.
+    :param fast_path: ``True`` to read answers whole through ``client/_aiohttp_fast.py``, ``False`` to send
+        every request through httpx-aiohttp's adapter (the body is then read, with the same bound, by the
+        client); by default the environment variable ``ALTINN_EVENTS_AIOHTTP_FAST_PATH`` decides (on unless
+        it says ``0``). The figures for each are in ``docs/performance.rst`` ("hot-path", "seams").
     """
 
-    def __init__(self, *, max_body_bytes: int = MAX_RESPONSE_BYTES, **kwargs: Any) -> None:
+    def __init__(
+        self, *, max_body_bytes: int = MAX_RESPONSE_BYTES, fast_path: bool | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self._timeouts: dict[tuple[Any, Any, Any], ClientTimeout] = {}
+        self.fast_path = fast_path_from_environment() if fast_path is None else fast_path
+        self._timeouts = _fast.Timeouts()
         self._max_body_bytes = max_body_bytes
 
     async def _adapter(self, request: httpx.Request) -> httpx.Response:
@@ -160,53 +151,15 @@ class AltinnAiohttpTransport(AiohttpTransport):  # type: ignore[misc]  # httpx_a
             response: httpx.Response = await super().handle_async_request(request)
         return response
 
-    def _timeout(self, request: httpx.Request) -> ClientTimeout:
-        timeout = request.extensions.get("timeout", {})
-        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
-        found = self._timeouts.get(key)
-        if found is None:  # one per distinct timeout: a client has one or two
-            found = self._timeouts[key] = ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
-        return found
-
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.proxy is not None or "sni_hostname" in request.extensions or request.url.fragment:
-            return await self._adapter(request)
-        try:
-            data = request.content or None
-        except httpx.RequestNotRead:  # a streamed body: the adapter knows how to send one
+        if not self.fast_path or not _fast.handles(request, proxied=self.proxy is not None):
             return await self._adapter(request)
         session: Any = getattr(self, "client", None)  # the parent keeps a session, a factory or None
         if not isinstance(session, ClientSession):
             session = self.client = self.get_client()
-        url = request.url
-        with _map_errors():
-            async with session.request(
-                request.method,
-                str(url).partition("?")[0],  # no fragment here (those go to the adapter above)
-                params=url.params.multi_items() or None,
-                headers=request.headers,
-                data=data,
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=False,
-                timeout=self._timeout(request),
-            ) as answer:
-                body = await _read_at_most(answer, request, self._max_body_bytes)
-        extensions: dict[str, Any] = {"http_version": _HTTP_1_1}
-        if answer.reason:
-            extensions["reason_phrase"] = answer.reason.encode()
-        if answer.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
-            return httpx.Response(
-                status_code=answer.status,
-                headers=answer.raw_headers,
-                stream=_Pieces(body),
-                request=request,
-                extensions=extensions,
+        try:  # a try costs nothing until it catches; a context manager costs two generator steps per poll
+            return await _fast.send_read_whole(
+                session, request, self._timeouts(request), self._max_body_bytes
             )
-        return httpx.Response(
-            status_code=answer.status,
-            headers=answer.raw_headers,
-            content=body,
-            request=request,
-            extensions=extensions,
-        )
+        except Exception as error:
+            _raise_mapped(error)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["AltinnEventsHook"]
 
 
-class AltinnEventsHook(BaseHook):  # type: ignore[misc]  # airflow is not type-checked here (pyproject)
+class AltinnEventsHook(BaseHook):
     """Talk to Altinn Events through one Airflow connection of type ``altinn_events``.
 
     :param altinn_events_conn_id: the connection id (default ``altinn_events_default``). Creating the hook

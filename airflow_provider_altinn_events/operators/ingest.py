@@ -12,7 +12,7 @@ DAG files import this module on every parse.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["AltinnEventsIngestOperator"]
 
 
-class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow is untyped for mypy here
+class AltinnEventsIngestOperator(BaseOperator):
     """Copy the events of one Altinn resource that are new since the last run into NDJSON files.
 
     Each run reads ``GET /events`` from the cursor the previous run committed, writes one CloudEvent per line
@@ -64,7 +64,7 @@ class AltinnEventsIngestOperator(BaseOperator):  # type: ignore[misc]  # Airflow
         "files", "manifest", "cursor_moved", "seconds"}``, never the events themselves.
     """
 
-    template_fields: ClassVar[Sequence[str]] = (
+    template_fields: Sequence[str] = (
         "resource",
         "destination",
         "event_types",

@@ -61,7 +61,7 @@ def event_id_for(dag_id: str, task_id: str, run_id: str, map_index: int | None, 
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, key))
 
 
-class AltinnEventsPublishError(AirflowException):  # type: ignore[misc]  # Airflow is untyped for mypy here
+class AltinnEventsPublishError(AirflowException):
     """Publishing a list of events failed part-way.
 
     An event is *not confirmed* when its request went out but no answer came (a read timeout, a dropped
@@ -98,7 +98,7 @@ class AltinnEventsPublishError(AirflowException):  # type: ignore[misc]  # Airfl
         self.unconfirmed_indices = list(unconfirmed_indices)
 
 
-class AltinnEventsPublishRejectedError(AltinnEventsPublishError, AirflowFailException):  # type: ignore[misc]
+class AltinnEventsPublishRejectedError(AltinnEventsPublishError, AirflowFailException):
     """Publishing failed with an error a retry cannot fix (400, 403, refused credentials, bad configuration;
     the error's ``permanent`` flag): no Airflow retry."""
 
@@ -161,10 +161,10 @@ def _listing(values: Sequence[Any]) -> str:
     return f"[{shown}{f', ... and {more} more' if more > 0 else ''}]"
 
 
-class _PublishBase(BaseOperator):  # type: ignore[misc]
+class _PublishBase(BaseOperator):
     """What both publish operators share: argument checks, the batch loop and the failure report."""
 
-    template_fields: ClassVar[Sequence[str]] = ("event", "altinn_events_conn_id")
+    template_fields: Sequence[str] = ("event", "altinn_events_conn_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"event": "json"}
     ui_color = "#e4f0e8"
     _what = "event"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
@@ -38,7 +38,7 @@ __all__ = ["AltinnEventsCreateSubscriptionOperator", "AltinnEventsDeleteSubscrip
 _DEFERRAL_GRACE_SECONDS = 60.0
 
 
-class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc]  # untyped Airflow base
+class AltinnEventsCreateSubscriptionOperator(BaseOperator):
     """Create a push subscription, or get the identical one that already exists.
 
     Altinn pushes each matching event to ``endpoint`` once the endpoint has answered the validation event
@@ -73,7 +73,7 @@ class AltinnEventsCreateSubscriptionOperator(BaseOperator):  # type: ignore[misc
         event again).
     """
 
-    template_fields: ClassVar[Sequence[str]] = (
+    template_fields: Sequence[str] = (
         "endpoint",
         "resource_filter",
         "source_filter",
@@ -221,7 +221,7 @@ def _check_scopes(hook: AltinnEventsHook, resource_filter: str | None) -> None:
         )
 
 
-class AltinnEventsDeleteSubscriptionOperator(BaseOperator):  # type: ignore[misc]  # untyped Airflow base
+class AltinnEventsDeleteSubscriptionOperator(BaseOperator):
     """Delete a push subscription.
 
     A subscription that does not exist (already deleted) is not an error unless ``fail_if_not_exists`` is
@@ -236,7 +236,7 @@ class AltinnEventsDeleteSubscriptionOperator(BaseOperator):  # type: ignore[misc
         exist and ``fail_if_not_exists`` is set.
     """
 
-    template_fields: ClassVar[Sequence[str]] = ("subscription_id", "altinn_events_conn_id")
+    template_fields: Sequence[str] = ("subscription_id", "altinn_events_conn_id")
     ui_color = "#f0e4e4"
 
     def __init__(

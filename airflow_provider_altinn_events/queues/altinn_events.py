@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["AltinnEventsMessageQueueProvider"]
 
 
-class AltinnEventsMessageQueueProvider(BaseMessageQueueProvider):  # type: ignore[misc]  # untyped base
+class AltinnEventsMessageQueueProvider(BaseMessageQueueProvider):
     """Dispatch ``scheme="altinn"`` to the Altinn events watcher trigger.
 
     Only scheme-based dispatch is offered; the deprecated ``queue=`` URI form of ``MessageQueueTrigger``

@@ -42,7 +42,7 @@ __all__ = ["AltinnEventsSensor"]
 AFTER_XCOM_KEY = "after"
 
 
-class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's classes are untyped for mypy here
+class AltinnEventsSensor(BaseSensorOperator):
     """Wait until ``min_events`` events matching the filter appear after ``after``; return them.
 
     The return value (XCom ``return_value``) is the list of matching events, each a CloudEvent dict exactly as
@@ -87,6 +87,7 @@ class AltinnEventsSensor(BaseSensorOperator):  # type: ignore[misc]  # Airflow's
 
     template_fields: Sequence[str] = (*FILTER_FIELDS, "after", "altinn_events_conn_id")
     ui_color = "#e8f0fb"
+    resource: str  # set with the other filter fields in __init__ (one attribute per EventFilter field)
     max_wait_seconds: float = MAX_WAIT_SECONDS
     """The longest a ``Retry-After`` can pause polling (unless ``poll_interval`` is longer), as in the triggers."""
 

@@ -184,12 +184,8 @@ class _CursorStore:
                 "No asset state store (dag.test(), a plain test, or a deferred task): the cursor is kept in "
                 "memory only, so a restart starts again from the trigger's `after`."
             )
-        elif callable(getattr(store, "aget", None)) and _single_asset(store):
-            self.accessors = [store]
         else:
-            by_name = getattr(store, "_by_name", {}) or {}
-            by_uri = getattr(store, "_by_uri", {}) or {}
-            self.accessors = [*by_name.values(), *by_uri.values()] or [store]
+            self.accessors = _compat.asset_state_accessors(store)
 
     @property
     def durable(self) -> bool:
@@ -239,11 +235,6 @@ class _CursorStore:
             "the id of the last event handed to Airflow. Delete it to start again from the watcher's `after`. "
             "Used on Airflow before 3.3 only (docs/compatibility.rst)."
         )
-
-
-def _single_asset(store: Any) -> bool:
-    total = getattr(store, "_total", None)
-    return total is None or total == 1
 
 
 def _variable_key(cursor_key: str, watcher: Any) -> str:

@@ -183,7 +183,7 @@ class _AltinnPolling:
 # ---------------------------------------------------------------------------------------------------------
 
 
-class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[misc]  # Airflow is untyped here
+class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):
     """Wait in the triggerer until ``min_events`` matching events exist after ``after``; fire once.
 
     The payload (see ``_payloads.TriggerPayload``) is ``status="success"`` with the events and the cursor
@@ -232,7 +232,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
         resume_grace: float | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated (pyproject)
         from airflow_provider_altinn_events.client.matching import initial_state
 
         self.event_filter = check_event_filter(**filter_arguments(locals()))
@@ -312,7 +312,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):  # type: ignore[mi
 # ---------------------------------------------------------------------------------------------------------
 
 
-class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ignore[misc]
+class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):
     """Watch a resource for an ``AssetWatcher``: one ``TriggerEvent`` per poll that found new matching events.
 
     Each event carries up to ``max_events_per_trigger_event`` whole Altinn events in the service's order
@@ -353,7 +353,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):  # type: ign
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseEventTrigger.__init__ is unannotated
         from airflow_provider_altinn_events.client.matching import initial_state
 
         self.event_filter = check_event_filter(**filter_arguments(locals()))

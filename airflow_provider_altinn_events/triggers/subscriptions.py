@@ -26,7 +26,7 @@ from airflow_provider_altinn_events.exceptions import AltinnError
 __all__ = ["AltinnEventsSubscriptionValidatedTrigger", "SubscriptionValidationStatus"]
 
 
-class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[misc]  # untyped Airflow base
+class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):
     """Poll a subscription until Altinn has validated it, or until the deadline passes.
 
     Yields exactly one event, ``{"status": "validated", "subscription": {...}}`` (the subscription as the
@@ -52,7 +52,7 @@ class AltinnEventsSubscriptionValidatedTrigger(BaseTrigger):  # type: ignore[mis
         timeout_seconds: float = 600.0,
         deadline: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is unannotated (pyproject)
         from airflow_provider_altinn_events._arguments import check_int, check_seconds
 
         self.subscription_id = check_int(subscription_id, "subscription_id", minimum=1, lenient=True)

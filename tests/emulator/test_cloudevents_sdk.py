@@ -128,6 +128,7 @@ def test_sdk_events_round_trip_publish_get_and_push(
     assert pushed_time == "2026-11-26T10:00:00.500Z"
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_async_client_takes_sdk_events(
     altinn_emulator: EmulatorHandle, api: httpx.Client, token: str
 ) -> None:

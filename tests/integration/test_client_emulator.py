@@ -103,6 +103,7 @@ def test_grant_exchange_and_every_call_sync(altinn_emulator: EmulatorHandle) -> 
     assert token_counts(altinn_emulator) == (1, 1)
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_grant_exchange_and_every_call_async(altinn_emulator: EmulatorHandle) -> None:
     generated = altinn_emulator.generate(RESOURCE, 5)
     async with AsyncAltinnEventsClient(settings_for(altinn_emulator), retry=FAST) as client:
@@ -162,6 +163,7 @@ def test_two_hundred_calls_across_twenty_threads_use_one_grant_and_one_exchange(
     assert stats["requests"][GET_EVENTS] == 200
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_two_hundred_concurrent_coroutines_use_one_grant_and_one_exchange(
     altinn_emulator: EmulatorHandle,
 ) -> None:
@@ -173,6 +175,7 @@ async def test_two_hundred_concurrent_coroutines_use_one_grant_and_one_exchange(
     assert stats["requests"][GET_EVENTS] == 200
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_a_burst_of_requests_shares_a_bounded_pool_of_connections(
     altinn_emulator: EmulatorHandle,
 ) -> None:
@@ -230,6 +233,7 @@ def test_short_token_lifetime_leads_to_exactly_one_refresh(
     assert handle.stats()["requests"][GET_EVENTS] == 7  # no 401 was needed: refreshed before expiry
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_short_token_lifetime_leads_to_exactly_one_refresh_async(
     altinn_emulator_factory: Callable[..., EmulatorHandle],
 ) -> None:
@@ -249,6 +253,7 @@ def test_token_revoked_early_is_refreshed_once(altinn_emulator: EmulatorHandle) 
     assert token_counts(altinn_emulator) == (2, 2)
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_token_revoked_early_is_refreshed_once_async(altinn_emulator: EmulatorHandle) -> None:
     async with AsyncAltinnEventsClient(settings_for(altinn_emulator), retry=FAST) as client:
         await client.list_events(resource=RESOURCE)
@@ -408,6 +413,7 @@ def test_503_burst_is_retried_then_succeeds(altinn_emulator: EmulatorHandle) -> 
     assert stats["token_grants"] == 1
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_503_burst_is_retried_then_succeeds_async(altinn_emulator: EmulatorHandle) -> None:
     altinn_emulator.add_fault(method="GET", path="/events/api/v1/events", status=503, times=3)
     async with AsyncAltinnEventsClient(settings_for(altinn_emulator), retry=FAST) as client:
@@ -426,6 +432,7 @@ def test_429_retry_after_is_honoured_then_succeeds(altinn_emulator: EmulatorHand
         assert time.monotonic() - started >= 0.95
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_429_retry_after_is_honoured_then_succeeds_async(altinn_emulator: EmulatorHandle) -> None:
     async with AsyncAltinnEventsClient(settings_for(altinn_emulator), retry=FAST) as client:
         await client.list_events(resource=RESOURCE)
@@ -458,6 +465,7 @@ def test_budget_exhausted_ends_with_a_retryable_error_naming_the_last_status(
     assert "-> 503" in str(error) and "3 attempts" in str(error)
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_budget_exhausted_ends_with_a_retryable_error_naming_the_last_status_async(
     altinn_emulator: EmulatorHandle,
 ) -> None:

@@ -183,6 +183,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 @pytest.mark.parametrize("mode", list(EXPECTED))
 def test_echoed_credentials_never_reach_errors_payloads_or_logs(
     mode: str,
@@ -268,6 +269,7 @@ def _errors_of_both_clients(settings: AltinnSettings, retry: RetryPolicy) -> lis
     return errors
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 @pytest.mark.parametrize("auth", ["altinn_token", "maskinporten"])
 def test_connection_refused_says_so_and_stays_retryable_in_both_clients(auth: str) -> None:
     base = f"http://127.0.0.1:{_closed_port()}"
@@ -346,6 +348,7 @@ def self_signed_tls(tmp_path: Path) -> Iterator[TlsServer]:
     listener.close()
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 @pytest.mark.parametrize("auth", ["altinn_token", "maskinporten"])
 def test_certificate_failure_is_permanent_and_says_so_in_both_clients(
     auth: str, self_signed_tls: TlsServer
@@ -401,6 +404,7 @@ def test_a_trigger_error_payload_carries_no_echoed_credential(
         assert secret not in text
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 @pytest.mark.parametrize("step", ["grant", "exchange", "events"])
 def test_no_credential_follows_a_redirect_to_another_host(step: str) -> None:
     """A stand-in that redirects (307 keeps method and body) to a trap on another loopback address: neither
@@ -460,6 +464,7 @@ def test_no_credential_follows_a_redirect_to_another_host(step: str) -> None:
             s.server_close()
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 def test_a_dropped_connection_is_not_taken_for_an_unsent_request() -> None:
     """A server that reads the request and hangs up without answering may have processed it. httpx-aiohttp's
     table called that a ConnectTimeout ("not sent"), so the async client re-sent POST /app, which creates a

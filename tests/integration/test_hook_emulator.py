@@ -32,6 +32,7 @@ def test_sync_client_from_the_hook(altinn_conn: EmulatorHandle) -> None:
     hook.close()
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_async_client_from_the_hook(altinn_conn: EmulatorHandle) -> None:
     altinn_conn.generate(RESOURCE, 3)
     async with await AltinnEventsHook().get_async_conn() as client:

@@ -115,6 +115,7 @@ def test_poke_sensor_delivers_both_and_waits(altinn_conn: EmulatorHandle, resour
     assert made <= BUDGET
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_sensor_trigger_delivers_both_and_waits(altinn_conn: EmulatorHandle, resource: str) -> None:
     publish(resource, *FIRST)
     before = requests(altinn_conn)
@@ -135,6 +136,7 @@ async def test_sensor_trigger_delivers_both_and_waits(altinn_conn: EmulatorHandl
     assert made <= BUDGET
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_watcher_emits_both_and_waits(altinn_conn: EmulatorHandle, resource: str) -> None:
     publish(resource, *FIRST)
     before = requests(altinn_conn)

@@ -5,9 +5,11 @@ transport raises for them (the adapter's table maps too many to ConnectTimeout).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import socket
+import struct
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
@@ -28,6 +30,19 @@ async def _page(_request: web.Request) -> web.Response:
 async def _gzipped(_request: web.Request) -> web.Response:
     body = gzip.compress(json.dumps(PAGE).encode())
     return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+
+async def _chunked(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={"Content-Type": "application/json", "next": "https://x/events?after=49"}
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    body = json.dumps(PAGE).encode()
+    await response.write(body[:100])
+    await response.write(body[100:])
+    await response.write_eof()
+    return response
 
 
 async def _slow(_request: web.Request) -> web.Response:
@@ -53,6 +68,7 @@ async def server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/page", _page)
     app.router.add_get("/gzip", _gzipped)
+    app.router.add_get("/chunked", _chunked)
     app.router.add_get("/slow", _slow)
     app.router.add_post("/echo", _echo)
     runner = web.AppRunner(app)
@@ -74,6 +90,7 @@ async def _get_both(url: str) -> tuple[httpx.Response, httpx.Response]:
         return await ours.get(url), await adapter.get(url)
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_a_page_reads_exactly_as_through_the_adapter(server: str) -> None:
     ours, adapter = await _get_both(f"{server}/page")
     assert ours.status_code == adapter.status_code == 200
@@ -84,12 +101,24 @@ async def test_a_page_reads_exactly_as_through_the_adapter(server: str) -> None:
     assert ours.http_version == "HTTP/1.1"
 
 
+@pytest.mark.usefixtures("aiohttp_path")
+@pytest.mark.parametrize("path", ["/page", "/chunked", "/gzip"])
+async def test_the_headers_are_exactly_the_adapters(server: str, path: str) -> None:
+    """Every header as the server sent it, no more: built from a body already read, an httpx.Response would
+    add a ``Content-Length`` the server did not send (to a chunked answer), which the adapter's does not."""
+    ours, adapter = await _get_both(f"{server}{path}")
+    assert ours.headers.multi_items() == adapter.headers.multi_items()
+    assert ours.json() == adapter.json() == PAGE
+
+
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_a_compressed_answer_is_decoded(server: str) -> None:
     ours, adapter = await _get_both(f"{server}/gzip")
     assert ours.headers["content-encoding"] == "gzip"
     assert ours.json() == adapter.json() == PAGE
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_body_headers_query_and_reason_go_through_as_through_the_adapter(server: str) -> None:
     answers = []
     for transport in (AltinnAiohttpTransport(), AiohttpTransport()):
@@ -112,6 +141,7 @@ async def test_body_headers_query_and_reason_go_through_as_through_the_adapter(s
     ]
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_a_streamed_body_still_works_through_the_adapter_path(server: str) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"a": '
@@ -122,12 +152,14 @@ async def test_a_streamed_body_still_works_through_the_adapter_path(server: str)
     assert response.json()["body"] == '{"a": 1}'
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_a_slow_answer_is_an_httpx_timeout(server: str) -> None:
     async with httpx.AsyncClient(transport=AltinnAiohttpTransport(), timeout=0.3) as client:
         with pytest.raises(httpx.TimeoutException):
             await client.get(f"{server}/slow")
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_a_refused_connection_maps_to_the_same_httpx_error_as_httpx_own_transport() -> None:
     """httpx's own transport raises ConnectError for a refused connection; the httpx-aiohttp adapter raises
     ConnectTimeout (its table maps every aiohttp connection error so), which made the async client report
@@ -144,6 +176,7 @@ async def test_a_refused_connection_maps_to_the_same_httpx_error_as_httpx_own_tr
     assert raised[0] is raised[1] is httpx.ConnectError
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_the_adapter_path_maps_errors_the_same_way() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -154,12 +187,12 @@ async def test_the_adapter_path_maps_errors_the_same_way() -> None:
 
 
 async def test_one_timeout_object_per_distinct_timeout(server: str) -> None:
-    transport = AltinnAiohttpTransport()
+    transport = AltinnAiohttpTransport(fast_path=True)
     async with httpx.AsyncClient(transport=transport, timeout=5) as client:
         for _ in range(20):
             await client.get(f"{server}/page")
         await client.get(f"{server}/page", timeout=7)
-    assert len(transport._timeouts) == 2
+    assert len(transport._timeouts._known) == 2
 
 
 async def test_distinct_queries_do_not_fill_yarls_url_cache(server: str) -> None:
@@ -179,5 +212,65 @@ async def test_distinct_queries_do_not_fill_yarls_url_cache(server: str) -> None
                 assert response.status_code == 200
         return int(encode_url.cache_info().currsize)
 
-    assert await grown(AltinnAiohttpTransport(), "ours") <= 2
+    assert await grown(AltinnAiohttpTransport(fast_path=True), "ours") <= 2
     assert await grown(AiohttpTransport(), "adapter") >= 40
+
+
+# -- both paths fail alike when the body breaks off ---------------------------------------------------------
+
+
+async def _broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers with a head that promises more body than it sends, then (by path) closes, resets or stalls."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    path = head.split(b" ")[1]
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[1,2,3")
+    await writer.drain()
+    if path == b"/reset":
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        return
+    if path == b"/stall":
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(2)
+    writer.close()
+
+
+@pytest.fixture
+async def broken_server() -> AsyncIterator[str]:
+    server = await asyncio.start_server(_broken, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+
+
+@pytest.mark.usefixtures("aiohttp_path")
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/truncated", httpx.ReadError), ("/reset", httpx.ReadError), ("/stall", httpx.ReadTimeout)],
+)
+async def test_a_body_that_breaks_off_is_the_same_httpx_error_on_both_paths(
+    broken_server: str, path: str, expected: type[httpx.TransportError]
+) -> None:
+    """The fast path reads the body inside the transport, the adapter path while httpx reads the stream: a
+    body cut short, reset or stalled must raise the same error either way (both are retryable reads)."""
+    async with httpx.AsyncClient(transport=AltinnAiohttpTransport(), timeout=0.3) as client:
+        with pytest.raises(httpx.TransportError) as caught:
+            await client.get(f"{broken_server}{path}")
+    assert type(caught.value) is expected
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_the_switch_chooses_the_path(server: str, fast_path: bool) -> None:
+    """The fast path returns the body already read; the adapter returns a stream for httpx to read."""
+    transport = AltinnAiohttpTransport(fast_path=fast_path)
+    try:
+        response = await transport.handle_async_request(httpx.Request("GET", f"{server}/page"))
+        assert hasattr(response, "_content") is fast_path
+        await response.aread()
+        assert response.json() == PAGE
+    finally:
+        await transport.aclose()

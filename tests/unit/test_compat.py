@@ -169,3 +169,41 @@ def test_moved_exceptions_are_the_ones_airflow_raises() -> None:
     assert issubclass(_compat.AirflowFailException, _compat.AirflowException)
     assert issubclass(_compat.AirflowSensorTimeout, _compat.AirflowException)
     assert issubclass(_compat.TaskDeferred, BaseException)
+
+
+# -- Airflow's private attributes, read in _compat.py only: these fail if Airflow renames one ----------------
+
+
+def _real_asset_store(*names: str) -> Any:
+    """task-sdk's own store of per-asset accessors (Airflow 3.3+), built as the triggerer builds it."""
+    context = pytest.importorskip("airflow.sdk.execution_time.context")
+    if not hasattr(context, "AssetStateStoreAccessors"):
+        pytest.skip("this Airflow has no asset state store (below 3.3): the cursor lives in a Variable")
+    from airflow.sdk import Asset
+
+    return context.AssetStateStoreAccessors(inlets=[Asset(name=n, uri=f"altinn://{n}") for n in names])
+
+
+def test_asset_state_accessors_finds_every_asset_of_airflows_own_store() -> None:
+    """Reads ``_by_name``/``_by_uri``/``_total`` of task-sdk's AssetStateStoreAccessors: if Airflow renames them,
+    a two-asset store comes back as one accessor (whose aget refuses) and this fails."""
+    store = _real_asset_store("first", "second")
+    accessors = _compat.asset_state_accessors(store)
+    assert len(accessors) == 2 and store not in accessors
+    assert all(callable(getattr(a, "aget", None)) and callable(getattr(a, "aset", None)) for a in accessors)
+    assert sorted(a._name for a in accessors) == ["first", "second"]
+
+
+def test_asset_state_accessors_uses_a_one_asset_store_itself() -> None:
+    store = _real_asset_store("only")
+    assert _compat.asset_state_accessors(store) == [store]
+
+
+def test_in_triggerer_reads_a_name_the_task_sdk_still_has() -> None:
+    """``in_triggerer`` reads ``task_runner.SUPERVISOR_COMMS``; renamed, it would say "not in a triggerer" for
+    ever and the watcher would keep its cursor in memory below 3.3."""
+    from airflow.sdk.execution_time import task_runner
+
+    # declared (annotated) at module level, assigned only when a supervisor starts the runner
+    assert "SUPERVISOR_COMMS" in vars(task_runner) or "SUPERVISOR_COMMS" in task_runner.__annotations__
+    assert _compat.in_triggerer() is (getattr(task_runner, "SUPERVISOR_COMMS", None) is not None)

@@ -383,6 +383,7 @@ def test_settings_type_is_checked() -> None:
         AltinnEventsClient({"host": "x"})  # type: ignore[arg-type]
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_async_client_defaults_to_the_aiohttp_transport() -> None:
     from httpx_aiohttp import AiohttpTransport
 
@@ -442,6 +443,7 @@ async def test_fast_path_401_with_a_static_token_is_final_async() -> None:
     assert all(r.headers["Authorization"] == "Bearer static-token" for r in seen)
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_fast_path_transport_error_names_the_url_async() -> None:
     fake = FakeAltinn()
     broken = {"now": False}

@@ -435,3 +435,25 @@ def test_from_arguments_refuses_event_types_that_are_not_strings_or_lists(event_
 
 def test_event_types_as_a_set_get_a_stable_order() -> None:
     assert EventFilter.from_arguments(resource=RES, event_types={"b", "a"}).event_types == ("a", "b")
+
+
+def test_an_empty_page_keeps_every_other_field_of_the_state() -> None:
+    """The empty-page path builds the next state field by field (the hot path of a waiting trigger); a field
+    added to PollState later must be carried over there too, or this fails."""
+    import dataclasses
+
+    state = PollState(
+        after="7",
+        seeking=True,
+        matched=(ev("6"),),
+        seen=(("6", "https://src/x"), ("7", "https://src/x")),
+        pages=3,
+        events_read=9,
+        after_source="https://src/x",
+        behind=1,
+        ambiguous=("5",),
+    )
+    assert all(getattr(state, f.name) != f.default for f in dataclasses.fields(PollState))
+    step = poll_step(state, page("7"), EventFilter(resource=RES), min_events=5)
+    assert step.state == dataclasses.replace(state, seeking=False, pages=4, events_read=9)
+    assert step.at_end and not step.done

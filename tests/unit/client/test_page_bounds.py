@@ -68,6 +68,7 @@ def test_a_body_over_the_limit_is_refused() -> None:
     assert sum(r.url.path.endswith("/events") for r in fake.requests) == 1
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 async def test_a_body_over_the_limit_is_refused_async() -> None:
     fake = FakeAltinn(events_handler=big)
     async with AsyncAltinnEventsClient(
@@ -204,6 +205,7 @@ def test_over_http_the_sync_client_refuses_without_reading_it_all(bad_events: Ba
     print(f"\n{mode}: refused after the server sent {bad_events.sent / MiB:.1f} MiB")
 
 
+@pytest.mark.usefixtures("aiohttp_path")
 @pytest.mark.parametrize("mode", list(MESSAGES))
 async def test_over_http_the_async_client_refuses_without_reading_it_all(
     bad_events: BadEvents, mode: str

@@ -6,6 +6,9 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from airflow_provider_altinn_events.client import protocol as p
 from airflow_provider_altinn_events.exceptions import (
@@ -406,3 +409,56 @@ def test_error_from_transport_names_the_step() -> None:
 def test_strip_query_and_redact() -> None:
     assert p.strip_query("https://h/p?a=1#f") == "https://h/p"
     assert p.redact(f"x {FAKE_JWT} y") == "x [redacted] y"
+
+
+# -- the events URL built without a second parse (protocol.with_query, a seam: docs/performance.rst) ----------
+
+_VALUES = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+_QUERIES = st.dictionaries(
+    st.sampled_from(["resource", "after", "type", "subject", "size", "a b", "x&y=z", "%"]),
+    st.lists(_VALUES, min_size=1, max_size=3),
+    max_size=5,
+)
+_ENDPOINTS = [
+    "http://altinn.test/events/api/v1/events",
+    "https://platform.tt02.altinn.no:8443/events/api/v1/events",
+]
+
+
+def _flat(query: dict[str, list[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((key, value) for key, values in query.items() for value in values)
+
+
+@pytest.mark.parametrize("replaceable", [True, False])
+@hyp_settings(max_examples=300, deadline=None)
+@given(query=_QUERIES, endpoint=st.sampled_from(_ENDPOINTS))
+def test_with_query_writes_the_url_httpx_writes(
+    replaceable: bool, query: dict[str, list[str]], endpoint: str
+) -> None:
+    params = _flat(query)
+    expected = httpx.Request("GET", endpoint, params=params).url
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(p, "_REPLACEABLE_PARTS", replaceable and p._REPLACEABLE_PARTS)
+        url = p.with_query(httpx.URL(endpoint), params)
+    assert url == expected
+    assert (url.raw_path, url.query, url.host, url.port, url.scheme) == (
+        expected.raw_path,
+        expected.query,
+        expected.host,
+        expected.port,
+        expected.scheme,
+    )
+    assert url.params.multi_items() == expected.params.multi_items()
+
+
+def test_the_url_seam_is_in_use() -> None:
+    """Fails if httpx stops keeping a URL's parts in ``_uri_reference`` (a named tuple with ``query``): the
+    builder then parses every events URL again (slower, same URL); look at docs/performance.rst, "seams"."""
+    assert p._REPLACEABLE_PARTS is True
+
+
+def test_the_events_endpoint_is_parsed_once_per_platform_url() -> None:
+    first = p.build_list_events_request(S, resource=RESOURCE, after="1")
+    second = p.build_list_events_request(S, resource=RESOURCE + "-other", after="2")
+    assert first.url.copy_with(query=None) == second.url.copy_with(query=None)
+    assert p._endpoint(f"{S.events_url}/events") is p._endpoint(f"{S.events_url}/events")
