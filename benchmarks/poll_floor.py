@@ -36,10 +36,7 @@ import cProfile
 import gc
 import json
 import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -48,9 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trigger_fleet import emulator_process as _fleet_emulator  # benchmarks/ is sys.path[0] when run
+
 EVENTS_PATH = "/events/api/v1/events"
 KINDS = ("client", "client-adapter", "aiohttp", "httpx")
-READY = re.compile(r"Altinn emulator listening on (http://\S+)")
 PAGE_SIZE = 50  # the triggers' page size (client/_constants.py, DEFAULT_PAGE_SIZE)
 
 
@@ -70,34 +68,9 @@ class Figures:
 
 @contextmanager
 def emulator_process() -> Iterator[str]:
-    script = Path(sys.executable).with_name("altinn-events-emulator")
-    base = (
-        [str(script)]
-        if script.exists()
-        else [sys.executable, "-m", "airflow_provider_altinn_events.emulator"]
-    )
-    process = subprocess.Popen(
-        [*base, "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = READY.search(line)
-        if not match:
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        yield match.group(1)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    """The emulator CLI in its own process, as ``trigger_fleet.py`` starts it; yields its base URL."""
+    with _fleet_emulator() as (base_url, _pid):
+        yield base_url
 
 
 def credentials(base_url: str) -> tuple[str, str]:

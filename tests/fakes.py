@@ -6,6 +6,7 @@ accessor); Altinn itself is never faked outside the client core's unit tests (th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,3 +50,38 @@ def api_error(cls: type[Any], status: int, **kwargs: object) -> Any:
     """An ``AltinnAPIError`` subclass instance as the error factory would build it for ``status`` (tables of
     decisions on errors: retry, poll-failure policy, the permanent-error boundary)."""
     return cls("x", status_code=status, method="GET", url="https://h/p", **kwargs)
+
+
+@dataclass
+class TriggerRun:
+    """One trigger driven as the triggerer drives it, in a task of its own: what it yielded (payloads) and
+    the exception it ended with, if any. For tests that run many triggers at once (shared polls)."""
+
+    trigger: Any
+    payloads: list[Any] = field(default_factory=list)
+    error: BaseException | None = None
+    task: asyncio.Task[None] | None = None
+
+    def start(self) -> TriggerRun:
+        self.task = asyncio.ensure_future(self._drive())
+        return self
+
+    async def _drive(self) -> None:
+        from airflow_provider_altinn_events._payloads import TriggerPayload
+
+        try:
+            async for event in self.trigger.run():
+                self.payloads.append(TriggerPayload.from_dict(event.payload))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.error = error
+
+    def delivered(self) -> list[tuple[str, str]]:
+        """(id, source) of every event delivered, in order."""
+        return [(e["id"], e["source"]) for p in self.payloads for e in p.events]
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStatus
+from airflow_provider_altinn_events._payloads import TriggerStatus
 from airflow_provider_altinn_events.emulator.handle import EmulatorHandle
 from airflow_provider_altinn_events.hooks.altinn_events import AltinnEventsHook
 from airflow_provider_altinn_events.triggers import _shared, altinn_events
@@ -28,6 +27,7 @@ from airflow_provider_altinn_events.triggers.altinn_events import (
     AltinnEventsWatcherTrigger,
 )
 from tests.fakes import FakeStore
+from tests.fakes import TriggerRun as Run
 
 pytestmark = pytest.mark.integration
 
@@ -51,36 +51,6 @@ def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def resource() -> str:
     return f"urn:altinn:resource:shared-polls-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class Run:
-    trigger: Any
-    payloads: list[TriggerPayload] = field(default_factory=list)
-    error: BaseException | None = None
-    task: asyncio.Task[None] | None = None
-
-    def start(self) -> Run:
-        self.task = asyncio.ensure_future(self._drive())
-        return self
-
-    async def _drive(self) -> None:
-        events: AsyncIterator[Any] = self.trigger.run()
-        try:
-            async for event in events:
-                self.payloads.append(TriggerPayload.from_dict(event.payload))
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            self.error = error
-
-    def delivered(self) -> list[tuple[str, str]]:
-        return [(e["id"], e["source"]) for p in self.payloads for e in p.events]
-
-    async def stop(self) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
 
 
 def watcher(resource: str, store: FakeStore | None = None, **kwargs: Any) -> AltinnEventsWatcherTrigger:

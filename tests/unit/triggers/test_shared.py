@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_altinn_events._payloads import TriggerPayload, TriggerStatus
+from airflow_provider_altinn_events._payloads import TriggerStatus
 from airflow_provider_altinn_events.client.matching import like_match
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
 from airflow_provider_altinn_events.exceptions import AltinnRateLimitError, AltinnServerError
@@ -30,6 +30,7 @@ from airflow_provider_altinn_events.triggers.altinn_events import (
     AltinnEventsWatcherTrigger,
 )
 from tests.fakes import FakeStore, api_error
+from tests.fakes import TriggerRun as Run
 
 RES = "urn:altinn:resource:shared-polls"
 OTHER = "urn:altinn:resource:shared-polls-other"
@@ -151,37 +152,6 @@ async def service() -> AsyncIterator[FakeService]:
 # ---------------------------------------------------------------------------------------------------------
 # driving triggers as the triggerer does
 # ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """One trigger task: what it yielded (payloads), and whether it ended."""
-
-    trigger: Any
-    payloads: list[TriggerPayload] = field(default_factory=list)
-    error: BaseException | None = None
-    task: asyncio.Task[None] | None = None
-
-    def start(self) -> Run:
-        self.task = asyncio.ensure_future(self._drive())
-        return self
-
-    async def _drive(self) -> None:
-        try:
-            async for event in self.trigger.run():
-                self.payloads.append(TriggerPayload.from_dict(event.payload))
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            self.error = error
-
-    def delivered(self) -> list[tuple[str, str]]:
-        return [(e["id"], e["source"]) for p in self.payloads for e in p.events]
-
-    async def stop(self) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
 
 
 def sensor(shared: bool = True, **kwargs: Any) -> AltinnEventsSensorTrigger:
