@@ -19,8 +19,8 @@ help:
 	@echo "make bench    run the benchmarks and print their figures"
 	@echo "make faults   run the fault suite and print its summary"
 	@echo "make race     run the deferral-race reproduction 20 times on real Airflow (~10 min)"
-	@echo "make compat   unit + dag.test() suites + a triggerer restart on every Airflow line of the table"
-	@echo "              (AIRFLOW_VERSION=3.0.6 for one line; venvs in .venv-compat/, from constraints/)"
+	@echo "make compat   unit + dag.test() suites + a triggerer restart on every (Airflow, Python) pair of the table"
+	@echo "              (AIRFLOW_VERSION=3.0.6 one line, PYTHON_VERSION=3.12 one Python; from constraints/)"
 	@echo "make distributed  PostgreSQL + Redis + CeleryExecutor (2 workers) + 2 triggerers, one killed, one frozen"
 	@echo "                  (installs postgresql and redis-server with apt if absent; ~5 min)"
 
@@ -79,12 +79,14 @@ bench: venv
 screenshot: venv
 	$(BIN)/python scripts/screenshot_connection_form.py
 
-# The compatibility matrix (docs/compatibility.rst): one venv per Airflow line, built from the pinned
+# The compatibility matrix (docs/compatibility.rst): one venv per (Airflow, Python) pair, built from the pinned
 # constraints/airflow-<version>-py<python>.txt by scripts/compat.py and reused until those files change.
-# `make compat` runs every line of COMPAT_LINES; `make compat AIRFLOW_VERSION=3.0.6` runs one.
-COMPAT_LINES ?= 3.0.6 3.1.8 3.3.2
+# `make compat` runs every pair that has a constraints file; AIRFLOW_VERSION=3.0.6 keeps the pairs of one line,
+# PYTHON_VERSION=3.12 those on one Python (both: one pair). COMPAT_LINES="3.0.6 3.3.2" runs several lines.
+COMPAT_LINES ?=
 COMPAT_VENVS ?= .venv-compat
 COMPAT_TESTS ?= tests/unit tests/emulator tests/integration tests/e2e/test_watcher_restart.py
+PYTHON_VERSION ?=
 ifeq ($(origin AIRFLOW_VERSION),file)
 COMPAT_VERSIONS := $(COMPAT_LINES)
 else
@@ -92,7 +94,8 @@ COMPAT_VERSIONS := $(AIRFLOW_VERSION)
 endif
 
 compat:
-	$(PYTHON) scripts/compat.py $(COMPAT_VERSIONS) --venvs "$(COMPAT_VENVS)" --tests "$(COMPAT_TESTS)" -- $(PYTEST_ARGS)
+	$(PYTHON) scripts/compat.py $(COMPAT_VERSIONS) $(if $(PYTHON_VERSION),--python "$(PYTHON_VERSION)") \
+		--venvs "$(COMPAT_VENVS)" --tests "$(COMPAT_TESTS)" -- $(PYTEST_ARGS)
 
 clean:
 	rm -rf docs/_build .mypy_cache .ruff_cache .demo .airflow-test

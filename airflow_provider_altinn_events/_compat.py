@@ -13,6 +13,8 @@ or a warning where it happens:
 * ``conf``: ``airflow.sdk.configuration`` from task-sdk 1.2; ``airflow.configuration`` before.
 * ``BaseSensorOperator(timeout=None)``: accepted (meaning ``[sensors] default_timeout``) from Airflow 3.3;
   :func:`sensor_timeout` resolves ``None`` the same way on every line.
+* An asset watcher's dict arguments: Airflow 3.2 hands them to the trigger still in its serialization
+  envelope, keys turned into text; :func:`decode_watcher_argument` decodes them as Airflow 3.3 does.
 * The asset state store (Airflow 3.3, ``BaseEventTrigger.asset_state_store``): below 3.3 the watcher keeps
   its cursor in an Airflow Variable (:func:`airflow_has_asset_state_store`, :func:`aget_variable`,
   :func:`aset_variable`).
@@ -78,6 +80,7 @@ __all__ = [
     "aset_variable",
     "asset_state_accessors",
     "conf",
+    "decode_watcher_argument",
     "in_triggerer",
     "sensor_timeout",
 ]
@@ -213,6 +216,42 @@ async def aset_variable(key: str, value: str, description: str) -> None:
     from asgiref.sync import sync_to_async
 
     await sync_to_async(Variable.set)(key, value, description=description)
+
+
+_ENVELOPE_KEYS = {"Encoding.VAR": "__var", "Encoding.TYPE": "__type"}
+"""Airflow's serialization envelope keys (``airflow.serialization.enums.Encoding``) as Airflow 3.2 stores them
+(the ``str()`` of the enum member) and as they are meant to be (its value)."""
+
+
+def decode_watcher_argument(value: Any) -> Any:
+    """A watcher trigger's argument as the DAG gave it, also when Airflow 3.2 hands it over still encoded.
+
+    Airflow 3.2 stores an asset watcher's trigger arguments with every dict left in Airflow's serialization
+    envelope and the envelope's keys turned into text: ``where={"subject": {"prefix": "/party/"}}`` reaches
+    the trigger as ``{"Encoding.VAR": {"subject": {"Encoding.VAR": {"prefix": "/party/"}, "Encoding.TYPE":
+    "dict"}}, "Encoding.TYPE": "dict"}`` (``smart_decode_trigger_kwargs`` in 3.2's
+    ``airflow/serialization/decoders.py`` decodes one level, then ``Trigger.encrypt_kwargs`` writes the enum
+    keys as text; measured on 3.2.2). The trigger then refuses the filter, and the triggerer's runner
+    process dies with every trigger in it. Airflow 3.3 decodes such envelopes itself
+    (``_normalize_stringified_encoding_keys`` there); this does the same on older lines: a dict that has both
+    envelope keys, at any depth, is decoded by Airflow's own ``BaseSerialization``. Anything else, and every
+    argument on 3.0, 3.1 and 3.3, is returned unchanged (docs/compatibility.rst).
+    """
+    normalised = _normalise_envelope_keys(value)
+    if not (isinstance(normalised, dict) and {"__var", "__type"} <= normalised.keys()):
+        return value
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    return BaseSerialization.deserialize(normalised)
+
+
+def _normalise_envelope_keys(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_normalise_envelope_keys(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    rename = _ENVELOPE_KEYS if _ENVELOPE_KEYS.keys() <= value.keys() else {}
+    return {rename.get(key, key): _normalise_envelope_keys(item) for key, item in value.items()}
 
 
 def in_triggerer() -> bool:

@@ -1,10 +1,12 @@
-"""Build (or reuse) one virtualenv per Airflow line from its pinned constraints and run the suites in it.
+"""Build (or reuse) one virtualenv per (Airflow, Python) pair from its pinned constraints and run the suites.
 
-``make compat`` calls this once per line of the compatibility table (docs/compatibility.rst);
-``make compat AIRFLOW_VERSION=3.0.6`` runs one line. For each line:
+``make compat`` runs every pair of the compatibility table (docs/compatibility.rst): one pair per file
+``constraints/airflow-<version>-py<python>.txt``. ``make compat AIRFLOW_VERSION=3.0.6`` runs the pairs of one
+Airflow line, ``PYTHON_VERSION=3.12`` keeps only the pairs on that Python, both together name one pair.
+For each pair:
 
-* the constraints file ``constraints/airflow-<version>-py<python>.txt`` names the Python it was made with
-  (a ``pip freeze`` of a venv where the suites passed; Airflow's own constraints are not fetched);
+* the constraints file is a ``pip freeze --exclude-editable`` of a venv where the suites passed on that pair
+  (Airflow's own constraints are not fetched); its first lines say how it differs from a plain install;
 * the venv lives in ``.venv-compat/<version>-py<python>/`` and is rebuilt only when the constraints file or
   ``pyproject.toml`` change (the stamp file's name is a hash of both);
 * the suites run with that venv's Python through ``scripts/run_pytest.py`` (no tests collected fails).
@@ -28,17 +30,32 @@ CONSTRAINTS = REPO / "constraints"
 DEFAULT_TESTS = ["tests/unit", "tests/emulator", "tests/integration", "tests/e2e/test_watcher_restart.py"]
 
 
-def constraints_for(version: str) -> tuple[Path, str]:
-    """The constraints file of ``version`` and the Python version it was made with."""
-    found = sorted(CONSTRAINTS.glob(f"airflow-{version}-py*.txt"))
-    if len(found) != 1:
-        known = sorted(p.name for p in CONSTRAINTS.glob("airflow-*.txt"))
+def pairs(versions: list[str], pythons: list[str], root: Path = CONSTRAINTS) -> list[tuple[str, str, Path]]:
+    """The (Airflow, Python, constraints file) pairs to run, in version order.
+
+    Every ``airflow-<version>-py<python>.txt`` under ``root`` is a pair; ``versions`` and ``pythons`` (empty: all)
+    keep only those. Asking for a version or a Python that no file has is an error naming the known pairs,
+    never a silent empty run.
+    """
+    known: list[tuple[str, str, Path]] = []
+    for path in root.glob("airflow-*-py*.txt"):
+        version, python = path.stem.removeprefix("airflow-").rsplit("-py", 1)
+        known.append((version, python, path))
+    known.sort(key=lambda pair: (_key(pair[0]), _key(pair[1])))
+    chosen = [p for p in known if (not versions or p[0] in versions) and (not pythons or p[1] in pythons)]
+    missing = [v for v in versions if not any(p[0] == v for p in chosen)]
+    missing += [f"Python {py}" for py in pythons if not any(p[1] == py for p in chosen)]
+    if missing or not chosen:
+        names = ", ".join(f"{v}/py{py}" for v, py, _ in known) or "none"
         raise SystemExit(
-            f"compat: need exactly one constraints/airflow-{version}-py<X.Y>.txt, found {len(found)}; "
-            f"known: {', '.join(known) or 'none'}"
+            f"compat: no constraints/airflow-<version>-py<python>.txt for {', '.join(missing) or 'this choice'}"
+            f" (versions {versions or 'any'}, Pythons {pythons or 'any'}); known pairs: {names}"
         )
-    python = found[0].stem.rsplit("-py", 1)[1]
-    return found[0], python
+    return chosen
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
 def interpreter(python: str) -> str:
@@ -80,7 +97,13 @@ def ensure_venv(version: str, constraints: Path, python: str, root: Path) -> Pat
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="-- PYTEST_ARGS: passed on")
-    parser.add_argument("versions", nargs="+", help="Airflow versions (lines of the compatibility table)")
+    parser.add_argument("versions", nargs="*", help="Airflow versions (default: every line in constraints/)")
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        help="Python X.Y (repeatable; default: every one of the line)",
+    )
     parser.add_argument("--venvs", default=str(REPO / ".venv-compat"), help="where the venvs are kept")
     parser.add_argument("--tests", default=" ".join(DEFAULT_TESTS), help="pytest paths, space separated")
     argv = sys.argv[1:]
@@ -88,8 +111,8 @@ def main() -> int:
     args = parser.parse_args(argv[:split])
     extra = argv[split + 1 :]  # after --: more pytest arguments
     results: list[tuple[str, int]] = []
-    for version in args.versions:
-        constraints, python = constraints_for(version)
+    pythons = [py for value in args.python for py in value.split()]
+    for version, python, constraints in pairs(args.versions, pythons):
         bin_dir = ensure_venv(version, constraints, python, Path(args.venvs).resolve())
         print(f"compat: Airflow {version} on Python {python}: pytest {args.tests}", flush=True)
         code = subprocess.call(

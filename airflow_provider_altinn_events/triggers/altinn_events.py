@@ -354,8 +354,10 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):
         altinn_events_conn_id: str = DEFAULT_CONN_ID,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseEventTrigger.__init__ is unannotated
+        from airflow_provider_altinn_events._compat import decode_watcher_argument
         from airflow_provider_altinn_events.client.matching import initial_state
 
+        where = decode_watcher_argument(where)  # Airflow 3.2 hands it over still encoded (_compat)
         self.event_filter = check_event_filter(**filter_arguments(locals()))
         initial_state(after)  # fail at DAG parse on an empty cursor, not in the triggerer
         self.after = after

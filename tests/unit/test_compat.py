@@ -207,3 +207,54 @@ def test_in_triggerer_reads_a_name_the_task_sdk_still_has() -> None:
     # declared (annotated) at module level, assigned only when a supervisor starts the runner
     assert "SUPERVISOR_COMMS" in vars(task_runner) or "SUPERVISOR_COMMS" in task_runner.__annotations__
     assert _compat.in_triggerer() is (getattr(task_runner, "SUPERVISOR_COMMS", None) is not None)
+
+
+WHERE = {"data.status": "done", "subject": {"prefix": "/party/"}, "data.n": {"in": [1, 2]}}
+# ``where=WHERE`` as Airflow 3.2.2 hands it to the watcher's trigger in the triggerer (measured: encode_trigger,
+# smart_decode_trigger_kwargs and Trigger.encrypt_kwargs/_decrypt_kwargs of a real 3.2.2 on this WHERE)
+WHERE_AS_AIRFLOW_3_2_STORES_IT = {
+    "Encoding.VAR": {
+        "data.status": "done",
+        "subject": {"Encoding.VAR": {"prefix": "/party/"}, "Encoding.TYPE": "dict"},
+        "data.n": {"Encoding.VAR": {"in": [1, 2]}, "Encoding.TYPE": "dict"},
+    },
+    "Encoding.TYPE": "dict",
+}
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        WHERE_AS_AIRFLOW_3_2_STORES_IT,
+        {"Encoding.VAR": {}, "Encoding.TYPE": "dict"},  # where=None (the restart probe's): serialized as {}
+        {"__var": {"subject": {"__var": {"prefix": "/party/"}, "__type": "dict"}}, "__type": "dict"},
+    ],
+)
+def test_watcher_takes_the_where_airflow_3_2_hands_it_still_encoded(stored: dict[str, Any]) -> None:
+    """Before the fix Airflow 3.2.2's triggerer died on every watcher with ``AltinnConfigError:
+    where['Encoding.VAR']: empty condition`` (tests/e2e/test_watcher_restart.py on 3.2.2)."""
+    plain = _compat.decode_watcher_argument(stored)
+    trigger = AltinnEventsWatcherTrigger(resource=RES, where=stored)
+    assert trigger.event_filter == AltinnEventsWatcherTrigger(resource=RES, where=plain).event_filter
+    assert plain in (WHERE, {}, {"subject": {"prefix": "/party/"}})
+    assert trigger.serialize()[1]["where"] == plain  # what it hands on is plain again
+
+
+def test_decoding_leaves_every_other_where_alone() -> None:
+    for where in (WHERE, {}, None, {"Encoding.VAR": "x"}, {"data.__var": 1, "data.__type": "dict"}):
+        assert _compat.decode_watcher_argument(where) is where
+
+
+def test_watcher_takes_what_this_airflow_stores_for_it() -> None:
+    """The real store path of the installed Airflow, where it has the functions 3.2 and 3.3 use (the
+    dag-processor's ``encode_trigger`` and ``smart_decode_trigger_kwargs``, the trigger table's encryption)."""
+    encoders = pytest.importorskip("airflow.serialization.encoders")
+    decoders = pytest.importorskip("airflow.serialization.decoders")
+    if not hasattr(encoders, "encode_trigger") or not hasattr(decoders, "smart_decode_trigger_kwargs"):
+        pytest.skip("Airflow 3.0 and 3.1 store watcher arguments through other functions")
+    from airflow.models.trigger import Trigger
+
+    trigger = AltinnEventsWatcherTrigger(resource=RES, where=WHERE)
+    kwargs = decoders.smart_decode_trigger_kwargs(encoders.encode_trigger(trigger)["kwargs"])
+    stored = Trigger._decrypt_kwargs(Trigger.encrypt_kwargs(kwargs))
+    assert AltinnEventsWatcherTrigger(**stored).event_filter == trigger.event_filter
