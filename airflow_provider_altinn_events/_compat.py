@@ -193,29 +193,76 @@ def asset_state_accessors(store: Any) -> list[Any]:
     return [*by_name.values(), *by_uri.values()] or [store]
 
 
+def _trigger_comms() -> Any | None:
+    """The trigger runner's channel to its supervisor when it has an async API (``asend``), else ``None``.
+
+    Airflow 3.0 and 3.1's sync SDK calls (``Variable.get``/``Variable.set``) from a worker thread reach the
+    channel through ``async_to_sync`` outside the runner's event loop, so their request and the runner's own
+    state sync can interleave on the socket: measured on a real 3.1.8 triggerer, the runner died with
+    ``RuntimeError: Response read out of order!`` right after a watcher's first cursor write, taking every
+    trigger of the triggerer with it (Airflow 3.2 bridges such calls to the runner's loop). Awaiting
+    ``asend`` on the runner's own loop, as the runner does for its state sync, takes the channel's lock and
+    cannot interleave, on every Airflow 3 line (docs/compatibility.rst).
+    """
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover - every supported Airflow has it
+        return None
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return comms if callable(getattr(comms, "asend", None)) else None
+
+
 async def aget_variable(key: str) -> str | None:
-    """Read an Airflow Variable from a trigger, off the event loop; ``None`` when it does not exist.
+    """Read an Airflow Variable from a trigger without blocking the event loop; ``None`` when it does not exist.
 
-    Airflow 3.0 to 3.2 have no async ``Variable`` API. In the triggerer, the task SDK's sync call goes to the
-    triggerer's supervisor, which reads the metadata DB through the execution API (``GetVariable``); the call
-    blocks on ``async_to_sync``, so it runs in a worker thread (``sync_to_async``), as Airflow's docs advise
-    for sync SDK calls from triggers.
+    Airflow 3.0 to 3.2 have no async ``Variable`` API. In a triggerer the request goes to the supervisor
+    (``GetVariable``), which reads the metadata DB through the execution API, over the runner's async channel
+    (:func:`_trigger_comms`). Elsewhere (no async channel) the SDK's sync call runs in a worker thread.
 
+    :raises RuntimeError: the supervisor answered with an error other than "not found".
     :raises Exception: whatever the SDK raises when the Variable cannot be read (e.g. outside a triggerer).
     """
-    from airflow.sdk import Variable
-    from asgiref.sync import sync_to_async
+    comms = _trigger_comms()
+    if comms is None:
+        from airflow.sdk import Variable
+        from asgiref.sync import sync_to_async
 
-    value = await sync_to_async(Variable.get)(key, default=None)
+        value = await sync_to_async(Variable.get)(key, default=None)
+        return None if value is None else str(value)
+    from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable
+
+    answer = await comms.asend(GetVariable(key=key))
+    if isinstance(answer, ErrorResponse):
+        if _error_name(answer) == "VARIABLE_NOT_FOUND":
+            return None
+        raise RuntimeError(f"Airflow could not read the Variable {key!r}: {_error_name(answer)}")
+    value = getattr(answer, "value", None)
     return None if value is None else str(value)
 
 
 async def aset_variable(key: str, value: str, description: str) -> None:
-    """Write an Airflow Variable from a trigger (``PutVariable`` through the triggerer's supervisor)."""
-    from airflow.sdk import Variable
-    from asgiref.sync import sync_to_async
+    """Write an Airflow Variable from a trigger (``PutVariable`` over the runner's async channel, see
+    :func:`_trigger_comms`; elsewhere the SDK's sync call in a worker thread).
 
-    await sync_to_async(Variable.set)(key, value, description=description)
+    :raises RuntimeError: the supervisor answered with an error.
+    """
+    comms = _trigger_comms()
+    if comms is None:
+        from airflow.sdk import Variable
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(Variable.set)(key, value, description=description)
+        return
+    from airflow.sdk.execution_time.comms import ErrorResponse, PutVariable
+
+    answer = await comms.asend(PutVariable(key=key, value=value, description=description))
+    if isinstance(answer, ErrorResponse):
+        raise RuntimeError(f"Airflow could not write the Variable {key!r}: {_error_name(answer)}")
+
+
+def _error_name(answer: Any) -> str:
+    error = getattr(answer, "error", None)
+    return str(getattr(error, "value", error))
 
 
 _ENVELOPE_KEYS = {"Encoding.VAR": "__var", "Encoding.TYPE": "__type"}

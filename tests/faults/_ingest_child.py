@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 
-def _killer(spec: str | None) -> Callable[[str], None]:
+def _killer(spec: str | None, requests_seen: Callable[[], None] | None = None) -> Callable[[str], None]:
     point, _, nth = (spec or "-:0").rpartition(":")
     remaining = int(nth)
 
@@ -29,9 +29,27 @@ def _killer(spec: str | None) -> Callable[[str], None]:
         if name == point:
             remaining -= 1
             if remaining == 0:
+                if requests_seen is not None:
+                    requests_seen()
                 os.kill(os.getpid(), signal.SIGKILL)
 
     return trace
+
+
+def _requests_seen(stats_url: str, key: str, count: str) -> Callable[[], None]:
+    def wait() -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if int(httpx.get(stats_url, timeout=10).json()["requests"].get(key, 0)) >= int(count):
+                return
+            time.sleep(0.005)
+        raise SystemExit(f"the emulator never counted {count} requests {key!r}")
+
+    return wait
 
 
 def main() -> None:
@@ -44,6 +62,12 @@ def main() -> None:
     parser.add_argument("--max-events", type=int)
     parser.add_argument("--compression", choices=("gzip",))
     parser.add_argument("--kill-at")
+    parser.add_argument(
+        "--kill-when-requests",
+        help="STATS_URL KEY N: at the kill point, first wait until the emulator has counted N requests KEY "
+        "(so a request known to be sent ahead is in flight at the kill, however loaded the machine)",
+        nargs=3,
+    )
     args = parser.parse_args()
 
     from airflow_provider_altinn_events._ingest import IngestSpec, open_storage, run_ingest
@@ -65,7 +89,10 @@ def main() -> None:
         compression=args.compression,
     )
     with AltinnEventsClient(AltinnSettings.from_connection(conn)) as client:
-        result = run_ingest(client, open_storage(args.dest), spec, args.run_id, trace=_killer(args.kill_at))
+        trace = _killer(
+            args.kill_at, _requests_seen(*args.kill_when_requests) if args.kill_when_requests else None
+        )
+        result = run_ingest(client, open_storage(args.dest), spec, args.run_id, trace=trace)
     sys.stdout.write(json.dumps(result.to_dict()) + "\n")
 
 

@@ -258,3 +258,71 @@ def test_watcher_takes_what_this_airflow_stores_for_it() -> None:
     kwargs = decoders.smart_decode_trigger_kwargs(encoders.encode_trigger(trigger)["kwargs"])
     stored = Trigger._decrypt_kwargs(Trigger.encrypt_kwargs(kwargs))
     assert AltinnEventsWatcherTrigger(**stored).event_filter == trigger.event_filter
+
+
+# -- Variables from a trigger: over the runner's async channel, never a sync call from a worker thread --------
+
+
+class _AsyncOnlyComms:
+    """The trigger runner's channel as far as Variables need it: ``asend`` answered on the loop's thread; a
+    sync ``send`` (what ``Variable.get``/``set`` use) fails, as it can on a real 3.0/3.1 triggerer when it
+    interleaves with the runner's own state sync ("Response read out of order!")."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.sent: list[Any] = []
+        self.threads: set[int] = set()
+
+    async def asend(self, msg: Any) -> Any:
+        import threading
+
+        self.sent.append(msg)
+        self.threads.add(threading.get_ident())
+        return self.answers.get(msg.type)
+
+    def send(self, msg: Any) -> Any:
+        raise AssertionError(
+            "a sync comms call from a trigger: it can interleave with the runner's state sync"
+        )
+
+
+@pytest.fixture
+def async_comms(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from airflow.sdk.execution_time import task_runner
+
+    def install(answers: dict[str, Any]) -> _AsyncOnlyComms:
+        comms = _AsyncOnlyComms(answers)
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+        return comms
+
+    return install
+
+
+async def test_a_trigger_writes_and_reads_its_variable_over_the_runners_async_channel(
+    async_comms: Any,
+) -> None:
+    import threading
+
+    from airflow.sdk.execution_time.comms import VariableResult
+
+    comms = async_comms({"GetVariable": VariableResult(key="k", value="evt-9")})
+    await _compat.aset_variable("k", "evt-9", description="cursor")
+    assert await _compat.aget_variable("k") == "evt-9"
+    put, get = comms.sent
+    assert (put.type, put.key, put.value, put.description) == ("PutVariable", "k", "evt-9", "cursor")
+    assert (get.type, get.key) == ("GetVariable", "k")
+    assert comms.threads == {threading.get_ident()}  # on the loop's own thread, no worker thread
+
+
+async def test_a_missing_variable_reads_as_none_and_other_errors_raise(async_comms: Any) -> None:
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse
+
+    async_comms({"GetVariable": ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND)})
+    assert await _compat.aget_variable("absent") is None
+    async_comms({"GetVariable": ErrorResponse(error=ErrorType.API_SERVER_ERROR)})
+    with pytest.raises(RuntimeError, match="could not read the Variable 'k': API_SERVER_ERROR"):
+        await _compat.aget_variable("k")
+    async_comms({"PutVariable": ErrorResponse(error=ErrorType.API_SERVER_ERROR)})
+    with pytest.raises(RuntimeError, match="could not write the Variable 'k'"):
+        await _compat.aset_variable("k", "v", description="d")
