@@ -29,9 +29,10 @@ renames it (``tests/unit/test_compat.py``): the per-asset accessors of a watcher
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
     from airflow.sdk import BaseHook
@@ -191,6 +192,26 @@ def asset_state_accessors(store: Any) -> list[Any]:
     by_name = getattr(store, "_by_name", {}) or {}
     by_uri = getattr(store, "_by_uri", {}) or {}
     return [*by_name.values(), *by_uri.values()] or [store]
+
+
+_T = TypeVar("_T")
+
+
+async def in_sdk_thread(function: Callable[..., _T], *args: Any) -> _T:
+    """Run a blocking ``function`` that may call Airflow's sync SDK (a connection's ``extra_dejson``, which
+    registers secrets for masking through the supervisor) in a worker thread, without blocking the event loop.
+
+    ``asgiref``'s ``sync_to_async`` (installed with Airflow), not ``asyncio.to_thread``: in its threads
+    ``async_to_sync`` (which the SDK's sync comms use on Airflow 3.0 and 3.1) runs the request on the
+    caller's loop, where the channel's lock orders it with the runner's own requests. From a plain thread it
+    runs on a loop of its own and can read another request's answer off the socket; measured on a real 3.1.8
+    triggerer: ``RuntimeError: Response read out of order!`` and the runner died with every trigger in it.
+    Airflow 3.2+ bridge either way (docs/compatibility.rst).
+    """
+    from asgiref.sync import sync_to_async
+
+    result: _T = await sync_to_async(function)(*args)
+    return result
 
 
 def _trigger_comms() -> Any | None:

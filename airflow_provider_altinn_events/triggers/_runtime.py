@@ -121,7 +121,15 @@ async def _open_client(conn_id: str) -> AsyncAltinnEventsClient:
     from airflow_provider_altinn_events._compat import aget_connection
 
     conn = await aget_connection(conn_id)
-    return await asyncio.to_thread(_build_client, conn)
+    # Building the client reads the connection's extra, and Airflow's Connection.extra_dejson registers its
+    # secrets for masking with a sync call to the triggerer's supervisor. From a plain worker thread
+    # (asyncio.to_thread) that call runs on an event loop of its own and, on Airflow 3.0 and 3.1, shares the
+    # runner's socket with the runner's own state sync: measured on a real 3.1.8 triggerer, the runner died
+    # with "Response read out of order!" a second later, with every trigger in it. _compat.in_sdk_thread runs
+    # it in a thread from which Airflow routes such calls back to the runner's loop.
+    from airflow_provider_altinn_events._compat import in_sdk_thread
+
+    return await in_sdk_thread(_build_client, conn)
 
 
 def _build_client(conn: Any) -> AsyncAltinnEventsClient:

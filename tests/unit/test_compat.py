@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -326,3 +327,56 @@ async def test_a_missing_variable_reads_as_none_and_other_errors_raise(async_com
     async_comms({"PutVariable": ErrorResponse(error=ErrorType.API_SERVER_ERROR)})
     with pytest.raises(RuntimeError, match="could not write the Variable 'k'"):
         await _compat.aset_variable("k", "v", description="d")
+
+
+# -- sync SDK calls from the triggerer's worker threads: routed back to the runner's loop ----------------------
+
+
+class _Airflow31Comms:
+    """The trigger runner's channel as Airflow 3.0 and 3.1 build it: ``send`` is ``async_to_sync(asend)``, and
+    ``asend`` must run on the runner's loop (where its lock orders requests on the one socket)."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self.loops: list[Any] = []
+
+    def send(self, msg: Any) -> Any:
+        from asgiref.sync import async_to_sync
+
+        return async_to_sync(self.asend)(msg)
+
+    async def asend(self, msg: Any) -> Any:
+        import asyncio
+
+        self.loops.append(asyncio.get_running_loop())
+        return None
+
+
+async def test_a_connection_is_read_where_airflows_sync_comms_reach_the_runners_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Opening a client reads the connection's extra, and Airflow's ``extra_dejson`` tells the supervisor to
+    mask its secrets with a sync comms call. From a plain worker thread (``asyncio.to_thread``) that call ran
+    on a loop of its own, which on a real 3.1.8 triggerer killed the runner ("Response read out of order!")."""
+    import asyncio
+
+    from airflow.sdk.execution_time import task_runner
+
+    from airflow_provider_altinn_events.triggers import _runtime
+
+    comms = _Airflow31Comms(asyncio.get_running_loop())
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", comms, raising=False)
+    built = object()
+
+    async def connection(conn_id: str) -> Any:
+        return object()
+
+    def build(conn: Any) -> Any:  # what reading extra_dejson does on Airflow 3.1: MaskSecret through send()
+        comms.send(SimpleNamespace(type="MaskSecret"))
+        return built
+
+    monkeypatch.setattr(_compat, "aget_connection", connection)
+    monkeypatch.setattr(_runtime, "_load_client_stack", lambda: None)
+    monkeypatch.setattr(_runtime, "_build_client", build)
+    assert await _runtime._open_client("altinn_events_default") is built
+    assert comms.loops == [comms.loop]  # the runner's loop, not one of the worker thread's own
