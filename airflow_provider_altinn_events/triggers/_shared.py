@@ -196,7 +196,8 @@ class _Reader:
         self.cadence.advance()
         # a context of its own: the triggerer routes log lines by the trigger id bound in each trigger task's
         # context, and the reader belongs to no one trigger
-        self.task = loop.create_task(self._run(), context=contextvars.Context())
+        # (create_task inside an empty context copies that one; create_task(context=...) needs Python 3.11)
+        self.task = contextvars.Context().run(loop.create_task, self._run())
 
     @property
     def interval(self) -> float:
