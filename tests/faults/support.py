@@ -155,10 +155,11 @@ class Faults:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def stored_ids(handle: EmulatorHandle, resource: str) -> list[str]:
-    """Every event id the emulator holds for ``resource``, in order (call with no faults registered)."""
+def stored_events(handle: EmulatorHandle, resource: str) -> list[dict[str, Any]]:
+    """Every event the emulator holds for ``resource``, in order, read with the admin client (never with the
+    code under test; call with no faults registered)."""
     token = handle.altinn_token(["altinn:events.subscribe"])
-    ids: list[str] = []
+    events: list[dict[str, Any]] = []
     after = "0"
     while True:
         response = handle.admin.get(
@@ -169,9 +170,14 @@ def stored_ids(handle: EmulatorHandle, resource: str) -> list[str]:
         response.raise_for_status()
         page = response.json()
         if not page:
-            return ids
-        ids += [str(event["id"]) for event in page]
-        after = ids[-1]
+            return events
+        events += page
+        after = str(page[-1]["id"])
+
+
+def stored_ids(handle: EmulatorHandle, resource: str) -> list[str]:
+    """Every event id the emulator holds for ``resource``, in order (call with no faults registered)."""
+    return [str(event["id"]) for event in stored_events(handle, resource)]
 
 
 def events_requests(handle: EmulatorHandle) -> int:

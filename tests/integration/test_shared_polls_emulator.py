@@ -28,6 +28,7 @@ from airflow_provider_altinn_events.triggers.altinn_events import (
 )
 from tests.fakes import FakeStore
 from tests.fakes import TriggerRun as Run
+from tests.faults.support import stored_events
 
 pytestmark = pytest.mark.integration
 
@@ -69,21 +70,7 @@ def requests(handle: EmulatorHandle) -> int:
 
 def stream(handle: EmulatorHandle, resource: str) -> list[tuple[str, str]]:
     """The emulator's log of ``resource`` in its order, read with the admin client (not the code under test)."""
-    token = handle.altinn_token()
-    out: list[tuple[str, str]] = []
-    after = "0"
-    while True:
-        response = handle.admin.get(
-            EVENTS_PATH,
-            params={"resource": resource, "after": after, "size": 1000},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        response.raise_for_status()
-        page = response.json()
-        if not page:
-            return out
-        out += [(e["id"], e["source"]) for e in page]
-        after = page[-1]["id"]
+    return [(e["id"], e["source"]) for e in stored_events(handle, resource)]
 
 
 async def until(condition: Any, limit: float = BOUND) -> None:
