@@ -7,8 +7,8 @@ then checks: the error message names the field and the allowed values; an ``Alti
 error's chain carries that field; the emulator counted no request; no name outside 127.0.0.1 was looked up
 (real environments are never contacted, even if validation is missing).
 
-Cases the code does not validate yet are marked ``xfail(strict=True)`` with the reason and recorded in
-``/work/handoff/REQUESTS.md``; they turn into failures (XPASS) once fixed, so the mark must then go.
+Cases the code does not validate yet are marked ``xfail(strict=True)``, the reason in the case's ``xfail``;
+they turn into failures (XPASS) once fixed, so the mark must then go.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ GOOD_EVENT: dict[str, Any] = {
     "subject": "/party/1337",
     "data": {"case": 42},
 }
-REQUESTS_MD = "see /work/handoff/REQUESTS.md"
 
 
 @dataclass

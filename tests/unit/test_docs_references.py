@@ -14,8 +14,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SCANNED = ("airflow_provider_altinn_events", "tests", "scripts", "benchmarks", "example_dags", "docs")
 SUFFIXES = {".py", ".rst", ".md", ".toml", ".cfg", ".yaml", ".yml"}
-# The background notes the project started from; they are not part of the repository.
-OUTSIDE = re.compile(r"\b(CONTRACT|DESIGN|AIRFLOW-NOTES|PERFORMANCE-NOTES|ANCHORS)(\.md)?\b")
+# The background notes the project started from, which are not part of the repository, by their names in
+# lower case: the checker must know them, but should not itself read as a citation of them.
+_NOTES = ("contract", "design", "airflow-notes", "performance-notes", "anchors")
+OUTSIDE = re.compile(r"\b(" + "|".join(re.escape(n.upper()) for n in _NOTES) + r")(\.md)?\b")
+# Any other notes file cited by name (an upper-case ``NAME.md``) must be one the repository has.
+CITED_NOTES_FILE = re.compile(r"\b[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*\.md\b")
 CITED_DOC = re.compile(r"\bdocs/[\w./-]+?\.(?:rst|md)\b")
 # The citation form (docs/contract.rst intro): (docs/contract.rst, "contract-paging"), labels after commas.
 CITED_LABELS = re.compile(r'\b(docs/[\w./-]+?\.rst)((?:\s*,\s*"[\w-]+")+)')
@@ -54,12 +58,29 @@ def test_no_citation_of_notes_outside_the_repository() -> None:
         hits += [
             f"{path.relative_to(REPO)}:{_lines(text, m)}: {m.group(0)}"
             for m in OUTSIDE.finditer(text)
-            # "DESIGN" alone is an ordinary word; the notes are cited as DESIGN.md or by the other names
-            if m.group(0) != "DESIGN"
+            # the design note's bare name is an ordinary word; it is cited with ".md" (the others bare too)
+            if m.group(0) != _NOTES[1].upper()
         ]
     assert not hits, "citations of notes that are not in the repository (cite docs/ instead):\n" + "\n".join(
         hits
     )
+
+
+def test_cited_notes_files_exist_in_the_repository() -> None:
+    """README.md, CHANGELOG.md and the like travel with the code; a ``NAME.md`` that does not (a hand-over file
+    on one machine) is a dead citation."""
+    present = {p.name for p in REPO.glob("*.md")} | {p.name for p in (REPO / "docs").rglob("*.md")}
+    missing = []
+    for path in FILES:
+        if path.resolve() == THIS:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        missing += [
+            f"{path.relative_to(REPO)}:{_lines(text, m)}: {m.group(0)}"
+            for m in CITED_NOTES_FILE.finditer(text)
+            if m.group(0) not in present
+        ]
+    assert not missing, "citations of notes files that are not in the repository:\n" + "\n".join(missing)
 
 
 def test_cited_docs_exist() -> None:
