@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from airflow_provider_altinn_events.client import AsyncAltinnEventsClient, EventPage
     from airflow_provider_altinn_events.client.matching import EventFilter, PollState
     from airflow_provider_altinn_events.client.polling import PollFailurePolicy
+    from airflow_provider_altinn_events.triggers._shared import _Subscription
 
 __all__ = ["AltinnEventsSensorTrigger", "AltinnEventsWatcherTrigger"]
 
@@ -140,6 +141,23 @@ class _AltinnPolling:
             max_wait_seconds=self.max_wait_seconds,
             unretryable_counts=not self.permanent_errors_fail_fast,
         )
+
+    async def _next_page(
+        self,
+        shared: _Subscription,
+        client: AsyncAltinnEventsClient,
+        event_filter: EventFilter,
+        state: PollState,
+    ) -> tuple[PollState, EventPage]:
+        """The next page for ``state``: from the shared reader's window without a request when it can answer
+        (``_shared.py``), else from a request of this trigger's own (:meth:`_fetch_page`), after which the
+        reader may learn the cursor's source. Only suspended while a page is fetched, never during a wait."""
+        state, page = shared.served(state)
+        if page is None:
+            head = shared.head()
+            page = await self._fetch_page(client, event_filter, state)
+            state = shared.read_own(state, page, head)
+        return state, page
 
     async def _fetch_page(
         self, client: AsyncAltinnEventsClient, event_filter: EventFilter, state: PollState
@@ -271,12 +289,7 @@ class AltinnEventsSensorTrigger(_AltinnPolling, BaseTrigger):
                 shared = subscribe(self, client, shared=self.shared_polls)
                 await shared.first()
                 while True:
-                    # the shared reader's window answers without a request when it can (_shared.py)
-                    state, page = shared.served(state)
-                    if page is None:
-                        head = shared.head()
-                        page = await self._fetch_page(client, event_filter, state)
-                        state = shared.read_own(state, page, head)
+                    state, page = await self._next_page(shared, client, event_filter, state)
                     step = poll_step(
                         state, page, event_filter, min_events=self.min_events, max_events=self.max_events
                     )
@@ -402,11 +415,7 @@ class AltinnEventsWatcherTrigger(_AltinnPolling, BaseEventTrigger):
             shared = subscribe(self, client, shared=self.shared_polls)
             await shared.first()
             while True:
-                state, page = shared.served(state)  # see the sensor trigger
-                if page is None:
-                    head = shared.head()
-                    page = await self._fetch_page(client, event_filter, state)
-                    state = shared.read_own(state, page, head)
+                state, page = await self._next_page(shared, client, event_filter, state)
                 step = poll_step(state, page, event_filter, min_events=batch, max_events=batch)
                 state = step.state
                 if step.done or (step.at_end and state.matched):
