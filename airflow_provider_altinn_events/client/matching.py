@@ -169,6 +169,21 @@ class EventFilter:
         # most filters have no `where`: skip the call (the poll step asks this for every event of every page)
         return not self.where or where_matches(self.where, event)
 
+    def select(self, events: Sequence[CloudEvent]) -> list[CloudEvent]:
+        """The events that :meth:`matches`, in order. A filter the service applied whole (resource, types,
+        subject, alternative subject: all but ``source`` and ``where``) and without types is checked only
+        for the resource, without a call per event: the case of every ingestion page."""
+        if self.event_types or self.source or self.where:
+            return [event for event in events if self.matches(event)]
+        resource, subject, alternative = self.resource, self.subject, self.alternative_subject
+        return [
+            event
+            for event in events
+            if ((found := event.get("resource")) is None or found == resource)
+            and (not subject or event.get("subject") == subject)
+            and (not alternative or event.get("alternativesubject") == alternative)
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         """The filter as plain JSON (the form trigger kwargs and docs use), in field order: the 0.1.0 fields
         always, any later field only when it differs from its default."""
@@ -384,18 +399,21 @@ def poll_step(
         return PollStep(caught_up, (), done=len(caught_up.matched) >= min_events, at_end=True)
 
     events = page.events
-    seen_set = set(state.seen)
-    # the first source each known id was seen with, and the ids known to be shared
-    first_source: dict[str, str] = {}
+    ids = [event.id for event in events]
+    # the first source each known id was seen with (reversed: the earliest pair is written last and wins),
+    # and the ids known to be shared: ``seen`` holds distinct pairs, so as many ids as pairs means none is
+    first_source: dict[str, str] = dict(reversed(state.seen))
     shared = set(state.ambiguous)
-    for event_id, source in state.seen:
-        if first_source.setdefault(event_id, source) != source:
-            shared.add(event_id)
-    newly_shared: list[str] = [i for i in shared if i not in state.ambiguous]
+    newly_shared: list[str] = []
+    if len(first_source) != len(state.seen):
+        newly_shared = list(
+            dict.fromkeys(i for i, source in state.seen if first_source[i] != source and i not in shared)
+        )
+        shared.update(newly_shared)
 
     # The cursor's own event in the page: the service resolved `after` to an earlier event with that id.
     served_again = 0
-    if state.after_source is not None:
+    if state.after_source is not None and state.after in ids:
         for index, event in enumerate(events):
             if event.id == state.after and event.source == state.after_source:
                 served_again = index + 1
@@ -405,40 +423,32 @@ def poll_step(
         newly_shared.append(state.after)
 
     seeking = state.seeking
-    new_seen: list[tuple[str, str]] = []
-    page_keys: set[tuple[str, str]] = set()
-    kept: list[CloudEvent] = []
-    cursor, cursor_source, cursor_index = state.after, state.after_source, -1
-    total = len(state.matched)
-    handled = 0
-    added = 0
-    full = False
-    for index, event in enumerate(events):
-        source = sys.intern(event.source)  # few distinct sources: one string each in memory
-        key = (event.id, source)
-        earlier = key in seen_set  # handled on an earlier page
-        known = earlier or key in page_keys
-        if earlier and index >= state.behind and index >= served_again and state.after not in shared:
-            # a correct answer to after=X brings only the `behind` held events before new ones: X is shared
-            shared.add(state.after)
-            newly_shared.append(state.after)
-        if not known and index >= served_again:
-            if not seeking and event_filter.matches(event):
-                if max_events is not None and total >= max_events:
-                    full = True
-                    break
-                kept.append(event)
-                total += 1
-            added += 1
-        if not known:
-            page_keys.add(key)
-            new_seen.append(key)
-        if first_source.setdefault(event.id, source) != source and event.id not in shared:
-            shared.add(event.id)
-            newly_shared.append(event.id)
-        if event.id not in shared:
-            cursor, cursor_source, cursor_index = event.id, source, index
-        handled = index + 1
+    fresh = _fresh_page(ids, events, state, first_source, shared) if not served_again else None
+    if fresh is not None:
+        # Nearly every page with events: every id new to this wait and its own. Each event is then new,
+        # first seen, and unshared, so the loop below would keep the matches, remember every key and end
+        # with the cursor on the last event (tested against the loop: test_poll_step_fast_path.py).
+        kept = [] if seeking else event_filter.select(events)
+        total = len(state.matched) + len(kept)
+        if max_events is None or total <= max_events:
+            full = False
+            new_seen = fresh
+            added = handled = len(events)
+            cursor_index = handled - 1
+            cursor, cursor_source = events[cursor_index].id, fresh[cursor_index][1]
+        else:
+            fresh = None  # the page fills max_events mid-way: the loop finds where to stop
+    if fresh is None:
+        new_seen, kept, total, added, handled, full, cursor, cursor_source, cursor_index = _walk_page(
+            state,
+            events,
+            event_filter,
+            first_source,
+            shared,
+            newly_shared,
+            served_again,
+            max_events,
+        )
     for event_id in dict.fromkeys(newly_shared):
         logger.warning(
             "Events of %s share the id %r (Altinn keys events by id and source, and after=%r resumes after "
@@ -474,3 +484,75 @@ def poll_step(
     )
     done = full or total >= min_events or (max_events is not None and total >= max_events)
     return PollStep(new_state, tuple(kept), done=done, at_end=at_end)
+
+
+def _fresh_page(
+    ids: list[str],
+    events: Sequence[CloudEvent],
+    state: PollState,
+    first_source: dict[str, str],
+    shared: set[str],
+) -> list[tuple[str, str]] | None:
+    """The page's ``(id, source)`` keys when every id in it is new to the wait and appears once in the page
+    (the common case, checked with set operations at C speed), else ``None``: then :func:`_walk_page` decides
+    event by event. A page whose ids are all unknown and distinct can drop nothing and share nothing."""
+    distinct = set(ids)
+    if len(distinct) != len(ids) or not distinct.isdisjoint(first_source) or not distinct.isdisjoint(shared):
+        return None
+    if state.after_source is not None and state.after in distinct:
+        return None  # the cursor's id again: the loop checks whether it is the cursor's own event
+    intern = sys.intern  # few distinct sources: one string each in memory
+    return [(event_id, intern(event.source)) for event_id, event in zip(ids, events, strict=True)]
+
+
+def _walk_page(
+    state: PollState,
+    events: Sequence[CloudEvent],
+    event_filter: EventFilter,
+    first_source: dict[str, str],
+    shared: set[str],
+    newly_shared: list[str],
+    served_again: int,
+    max_events: int | None,
+) -> tuple[list[tuple[str, str]], list[CloudEvent], int, int, int, bool, str, str | None, int]:
+    """:func:`poll_step`'s rules applied event by event (ids seen before, shared ids, the cursor's own event
+    served again, ``max_events`` reached mid-page); adds the ids it finds shared to ``shared`` and
+    ``newly_shared``. Returns ``(new_seen, kept, total, added, handled, full, cursor, cursor_source,
+    cursor_index)``."""
+    seeking = state.seeking
+    seen_set = set(state.seen)
+    new_seen: list[tuple[str, str]] = []
+    page_keys: set[tuple[str, str]] = set()
+    kept: list[CloudEvent] = []
+    cursor, cursor_source, cursor_index = state.after, state.after_source, -1
+    total = len(state.matched)
+    handled = 0
+    added = 0
+    full = False
+    for index, event in enumerate(events):
+        source = sys.intern(event.source)  # few distinct sources: one string each in memory
+        key = (event.id, source)
+        earlier = key in seen_set  # handled on an earlier page
+        known = earlier or key in page_keys
+        if earlier and index >= state.behind and index >= served_again and state.after not in shared:
+            # a correct answer to after=X brings only the `behind` held events before new ones: X is shared
+            shared.add(state.after)
+            newly_shared.append(state.after)
+        if not known and index >= served_again:
+            if not seeking and event_filter.matches(event):
+                if max_events is not None and total >= max_events:
+                    full = True
+                    break
+                kept.append(event)
+                total += 1
+            added += 1
+        if not known:
+            page_keys.add(key)
+            new_seen.append(key)
+        if first_source.setdefault(event.id, source) != source and event.id not in shared:
+            shared.add(event.id)
+            newly_shared.append(event.id)
+        if event.id not in shared:
+            cursor, cursor_source, cursor_index = event.id, source, index
+        handled = index + 1
+    return new_seen, kept, total, added, handled, full, cursor, cursor_source, cursor_index
