@@ -423,6 +423,7 @@ def poll_step(
         newly_shared.append(state.after)
 
     seeking = state.seeking
+    cursor_source: str | None
     fresh = _fresh_page(ids, events, state, first_source, shared) if not served_again else None
     if fresh is not None:
         # Nearly every page with events: every id new to this wait and its own. Each event is then new,
