@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_provider_altinn_events._ingest.state import PartFile
 from airflow_provider_altinn_events._ingest.storage import AtomicFile, Storage
+from airflow_provider_altinn_events.client.models import json_objects
 
 __all__ = ["COMPRESSIONS", "GZIP_LEVEL", "NdjsonPart", "encode_events"]
 
@@ -44,7 +45,7 @@ _encode_lines = _lines_encoder()
 
 def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:
     """The NDJSON bytes of ``events``: one compact JSON object per line, each line ending in ``\\n``."""
-    return _encode_lines([event.to_dict() if hasattr(event, "to_dict") else dict(event) for event in events])
+    return _encode_lines(json_objects(events))
 
 
 class _CountingSink:

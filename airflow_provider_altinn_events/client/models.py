@@ -7,13 +7,20 @@ not a re-serialisation that could drop an extension attribute.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_altinn_events.exceptions import AltinnPayloadError
 
-__all__ = ["CloudEvent", "EventPage", "Subscription", "SubscriptionList", "events_from_decoded"]
+__all__ = [
+    "CloudEvent",
+    "EventPage",
+    "Subscription",
+    "SubscriptionList",
+    "events_from_decoded",
+    "json_objects",
+]
 
 
 class CloudEvent(Mapping[str, Any]):
@@ -171,6 +178,12 @@ def events_from_decoded(items: list[Any]) -> tuple[CloudEvent, ...]:
                 continue
         append(CloudEvent.from_dict(raw))  # anything else: its checks, its errors
     return tuple(events)
+
+
+def json_objects(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Each event as the JSON object to encode: a :class:`CloudEvent`'s own dict as Altinn sent it, not a copy
+    (an encoder only reads it; ingestion encodes 1,000 events a page), any other mapping as a dict."""
+    return [event._raw if type(event) is CloudEvent else dict(event) for event in events]
 
 
 @dataclass(frozen=True, slots=True)
