@@ -24,6 +24,7 @@ run size, and a slow destination slows the fetching down.
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import threading
 import time
@@ -34,6 +35,7 @@ from typing import Protocol
 from airflow_provider_altinn_events._ingest.state import RECENT_LIMIT, CursorContext, Filters
 from airflow_provider_altinn_events.client.matching import SEEK_PAGE_SIZE, EventFilter, PollState, poll_step
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
+from airflow_provider_altinn_events.client.protocol import UndecodedEventPage
 
 __all__ = ["FETCH_THREAD_NAME", "FetchRange", "FetchedPage", "PagePrefetcher", "PageSource"]
 
@@ -46,9 +48,10 @@ Pair = tuple[str, str]
 
 
 class PageSource(Protocol):
-    """The one client method ingestion needs (``AltinnEventsClient`` has it)."""
+    """The one client method ingestion needs (``AltinnEventsClient`` has it): ``list_events`` with the page
+    left undecoded, so that it is decoded on the consumer's thread (see the module docstring)."""
 
-    def list_events(
+    def list_events_undecoded(
         self,
         *,
         resource: str,
@@ -57,7 +60,7 @@ class PageSource(Protocol):
         subject: str | None = None,
         alternative_subject: str | None = None,
         size: int = 50,
-    ) -> EventPage: ...
+    ) -> UndecodedEventPage: ...
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def _start_state(after: str, context: CursorContext) -> PollState:
 
 Request = tuple[str, int]
 """``(after, size)`` of one ``GET /events``."""
-Guess = Callable[[EventPage], "tuple[Request, Guess] | None"]
+Guess = Callable[[UndecodedEventPage], "tuple[Request, Guess] | None"]
 """Given the page just fetched, the request that most likely comes next, and how to guess after that one."""
 
 
@@ -148,10 +151,12 @@ class _RequestThread:
     ``wait_seconds``, and ends the thread.
     """
 
-    def __init__(self, fetch: Callable[[str, int], EventPage]) -> None:
+    def __init__(self, fetch: Callable[[str, int], UndecodedEventPage]) -> None:
         self._fetch = fetch
         self._requests: queue.SimpleQueue[tuple[int, Request, Guess | None] | None] = queue.SimpleQueue()
-        self._answers: queue.Queue[tuple[int, EventPage | BaseException, Request | None]] = queue.Queue(1)
+        self._answers: queue.Queue[tuple[int, UndecodedEventPage | BaseException, Request | None]] = (
+            queue.Queue(1)
+        )
         self._generation = 0  # of the latest request the consumer sent; written by the consumer only
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=FETCH_THREAD_NAME, daemon=True)
@@ -161,7 +166,7 @@ class _RequestThread:
         self._generation += 1
         self._requests.put((self._generation, request, guess))
 
-    def receive(self) -> tuple[EventPage, Request | None]:
+    def receive(self) -> tuple[UndecodedEventPage, Request | None]:
         """The answer to the latest request sent (or to the guess that followed it), and the request the
         thread guessed and sent next (``None``: none)."""
         while True:
@@ -193,7 +198,7 @@ class _RequestThread:
             generation, request, guess = item
             while True:
                 following: tuple[Request, Guess] | None = None
-                answer: EventPage | BaseException
+                answer: UndecodedEventPage | BaseException
                 try:
                     answer = page = self._fetch(*request)
                     if guess is not None and not self._stale(generation):
@@ -209,7 +214,7 @@ class _RequestThread:
     def _stale(self, generation: int) -> bool:
         return generation != self._generation or self._closed.is_set()
 
-    def _hand_over(self, item: tuple[int, EventPage | BaseException, Request | None]) -> bool:
+    def _hand_over(self, item: tuple[int, UndecodedEventPage | BaseException, Request | None]) -> bool:
         while not self._closed.is_set():
             try:
                 self._answers.put(item, timeout=_POLL_SECONDS)
@@ -223,14 +228,14 @@ class _InPlace:
     """The sequential walk (``overlap=False``): a request is sent when its answer is wanted, in the
     consumer's own thread, and nothing is guessed. Same interface as :class:`_RequestThread`."""
 
-    def __init__(self, fetch: Callable[[str, int], EventPage]) -> None:
+    def __init__(self, fetch: Callable[[str, int], UndecodedEventPage]) -> None:
         self._fetch = fetch
         self._pending: Request | None = None
 
     def send(self, request: Request, guess: Guess | None) -> None:
         self._pending = request
 
-    def receive(self) -> tuple[EventPage, Request | None]:
+    def receive(self) -> tuple[UndecodedEventPage, Request | None]:
         request, self._pending = self._pending, None
         assert request is not None, "receive() without send()"
         return self._fetch(*request), None
@@ -308,8 +313,8 @@ class PagePrefetcher:
         if pages is not None:
             pages.close()  # type: ignore[attr-defined]  # a generator: runs its ``finally``
 
-    def _fetch(self, after: str, size: int) -> EventPage:
-        return self._source.list_events(
+    def _fetch(self, after: str, size: int) -> UndecodedEventPage:
+        return self._source.list_events_undecoded(
             resource=self._resource,
             after=after,
             types=list(self._filters.types) or None,
@@ -342,8 +347,9 @@ class PagePrefetcher:
         wanted: Request | None = first
         while wanted is not None:
             started = time.monotonic()
-            page, guessed = requests.receive()
+            undecoded, guessed = requests.receive()
             self.wait_seconds += time.monotonic() - started
+            page = undecoded.decode()  # here, while the request thread already waits for the next page
             step = poll_step(state, page, event_filter)
             if step.at_end:
                 self.missed += guessed is not None
@@ -392,18 +398,23 @@ class PagePrefetcher:
         if not self._overlap:
             return None
         behind, ambiguous, stop_at = state.behind, state.ambiguous, self._range.stop_at
+        # a rerun's last id as JSON most likely writes it: a page holding these bytes may end the range
+        stop_mark = None if stop_at is None else json.dumps(stop_at).encode()
 
-        def guess(page: EventPage) -> tuple[Request, Guess] | None:
-            events = page.events
-            if len(events) <= behind or page.after in ambiguous:
+        def guess(page: UndecodedEventPage) -> tuple[Request, Guess] | None:
+            outline = page.outline()  # the count and the last id, without decoding the page
+            if outline is None:
                 return None
-            left = None if remaining is None else remaining - (len(events) - behind)
+            count, last = outline
+            if count <= behind or last in ambiguous:
+                return None
+            left = None if remaining is None else remaining - (count - behind)
             if left is not None and left <= 0:
                 return None
-            if stop_at is not None and any(event.id == stop_at for event in events):
+            if stop_mark is not None and stop_mark in page.content:
                 return None
             following = self._guesser(left, replace(state, behind=0))
             assert following is not None
-            return (page.after, self._size(left, 0)), following
+            return (last, self._size(left, 0)), following
 
         return guess

@@ -224,6 +224,33 @@ class AltinnEventsClient(_ClientBase):
         :raises AltinnConfigError: invalid arguments (see :func:`.protocol.build_list_events_request`).
         :raises AltinnForbiddenError: the token lacks ``altinn:events.subscribe``.
         """
+        return self.list_events_undecoded(
+            resource=resource,
+            after=after,
+            types=types,
+            subject=subject,
+            alternative_subject=alternative_subject,
+            size=size,
+        ).decode()
+
+    def list_events_undecoded(
+        self,
+        *,
+        resource: str,
+        after: str = "0",
+        types: Sequence[str] | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        size: int = 50,
+    ) -> p.UndecodedEventPage:
+        """:meth:`list_events` with the body left undecoded: the request, retries and status errors are the
+        same; ``.decode()`` on the result gives the page (and raises what :meth:`list_events` would for a bad
+        body). Ingestion fetches with it on one thread and decodes on another, so that the next request is
+        already out while a page is decoded (docs/guides/ingestion.rst, "Throughput and memory").
+
+        :raises AltinnConfigError: invalid arguments (see :func:`.protocol.build_list_events_request`).
+        :raises AltinnForbiddenError: the token lacks ``altinn:events.subscribe``.
+        """
         request = p.build_list_events_request(
             self.settings,
             resource=resource,
@@ -233,7 +260,7 @@ class AltinnEventsClient(_ClientBase):
             alternative_subject=alternative_subject,
             size=size,
         )
-        return self._send(request, lambda response: p.parse_events_page(response, after=after, size=size))
+        return self._send(request, lambda response: p.undecoded_events_page(response, after=after, size=size))
 
     def iter_pages(
         self,
@@ -526,6 +553,33 @@ class AsyncAltinnEventsClient(_ClientBase):
         )
         return await self._send(
             request, lambda response: p.parse_events_page(response, after=after, size=size)
+        )
+
+    async def list_events_undecoded(
+        self,
+        *,
+        resource: str,
+        after: str = "0",
+        types: Sequence[str] | None = None,
+        subject: str | None = None,
+        alternative_subject: str | None = None,
+        size: int = 50,
+    ) -> p.UndecodedEventPage:
+        """Async :meth:`AltinnEventsClient.list_events_undecoded`.
+
+        :raises AltinnConfigError: invalid arguments.
+        """
+        request = p.build_list_events_request(
+            self.settings,
+            resource=resource,
+            after=after,
+            types=types,
+            subject=subject,
+            alternative_subject=alternative_subject,
+            size=size,
+        )
+        return await self._send(
+            request, lambda response: p.undecoded_events_page(response, after=after, size=size)
         )
 
     async def iter_pages(

@@ -6,11 +6,13 @@ tested against the emulator over HTTP (tests/integration, tests/faults).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
+from airflow_provider_altinn_events.client.protocol import UndecodedEventPage
 
 RESOURCE = "urn:altinn:resource:ttd-ingest"
 
@@ -76,6 +78,12 @@ class FakeAltinn:
         return EventPage(
             events=tuple(CloudEvent.from_dict(e) for e in page), after=page[-1]["id"] if page else after
         )
+
+    def list_events_undecoded(self, *, after: str = "0", size: int = 50, **query: Any) -> UndecodedEventPage:
+        """What ``AltinnEventsClient.list_events_undecoded`` returns: the page as JSON bytes, as the service
+        sends it, decoded by the caller."""
+        page = self.list_events(after=after, size=size, **query)
+        return UndecodedEventPage(json.dumps([e.to_dict() for e in page.events]).encode(), after, size)
 
 
 # -- an object store with S3's write semantics, in memory ---------------------------------------------------
