@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -190,7 +190,8 @@ class RunRecord:
     end_context: CursorContext = field(default_factory=lambda: CursorContext())
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # field by field, not ``asdict``: that deep-copies both contexts (up to 1,000 pairs each) on every commit
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["state"] = self.state.value
         data["files"] = [asdict(part) for part in self.files]
         for key in ("start_context", "end_context"):  # written only when needed: older readers see no change

@@ -35,7 +35,7 @@ from airflow_provider_altinn_events.client._constants import (
     RESOURCE_PREFIX,
     SEEK_PAGE_SIZE,
 )
-from airflow_provider_altinn_events.client.models import CloudEvent, EventPage
+from airflow_provider_altinn_events.client.models import CloudEvent, EventPage, attribute_values
 from airflow_provider_altinn_events.client.where import (
     WHERE_OPERATORS,
     like_match,
@@ -176,6 +176,8 @@ class EventFilter:
         if self.event_types or self.source or self.where:
             return [event for event in events if self.matches(event)]
         resource, subject, alternative = self.resource, self.subject, self.alternative_subject
+        if not subject and not alternative and set(attribute_values(events, "resource")) <= {None, resource}:
+            return list(events)
         return [
             event
             for event in events

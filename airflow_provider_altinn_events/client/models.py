@@ -7,8 +7,9 @@ not a re-serialisation that could drop an extension attribute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from airflow_provider_altinn_events.exceptions import AltinnPayloadError
@@ -18,6 +19,7 @@ __all__ = [
     "EventPage",
     "Subscription",
     "SubscriptionList",
+    "attribute_values",
     "events_from_decoded",
     "json_objects",
 ]
@@ -178,6 +180,12 @@ def events_from_decoded(items: list[Any]) -> tuple[CloudEvent, ...]:
                 continue
         append(CloudEvent.from_dict(raw))  # anything else: its checks, its errors
     return tuple(events)
+
+
+def attribute_values(events: Sequence[CloudEvent], name: str) -> list[Any]:
+    """Each event's attribute ``name`` (``None`` where absent), read without a Python call per event: the
+    poll step checks a whole page at once (docs/performance.rst, "Ingestion")."""
+    return list(map(dict.get, [event._raw for event in events], repeat(name)))
 
 
 def json_objects(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
