@@ -18,6 +18,7 @@ from airflow_provider_altinn_events.client.retry import RetryPolicy
 from airflow_provider_altinn_events.exceptions import (
     AltinnBadRequestError,
     AltinnNotFoundError,
+    AltinnPayloadError,
     AltinnServerError,
     AltinnTransportError,
     AltinnUnauthorizedError,
@@ -126,6 +127,44 @@ async def test_iter_pages_follows_last_id_and_stops_before_the_empty_page_async(
         pages = [p async for p in client.iter_pages(resource=RESOURCE, size=3)]
     assert [[e.id for e in p.events] for p in pages] == [["e1", "e2", "e3"], ["e4", "e5", "e6"], ["e7"]]
     assert [c.url.params["after"] for c in store.calls] == ["0", "e3", "e6", "e7"]
+
+
+def test_list_events_undecoded_retries_and_raises_status_errors_and_leaves_the_body_to_decode() -> None:
+    store = Store(3)
+    store.faults = [httpx.Response(503), httpx.Response(200, content=b"[{not json")]
+    _, transport = make(store)
+    with AltinnEventsClient(settings(), transport=transport, retry=FAST) as client:
+        bad = client.list_events_undecoded(
+            resource=RESOURCE, size=2
+        )  # the 503 retried; the body not read yet
+        with pytest.raises(AltinnPayloadError, match="not JSON"):
+            bad.decode()
+        page = client.list_events_undecoded(resource=RESOURCE, size=2)
+        assert page.outline() == (2, "e2")
+        assert page.decode() == client.list_events(resource=RESOURCE, size=2)
+        store.faults = [httpx.Response(404)]
+        with pytest.raises(AltinnNotFoundError):
+            client.list_events_undecoded(resource=RESOURCE)
+    assert len(store.calls) == 5
+
+
+async def test_list_events_undecoded_retries_and_raises_status_errors_and_leaves_the_body_to_decode_async() -> (
+    None
+):
+    store = Store(3)
+    store.faults = [httpx.Response(503), httpx.Response(200, content=b"[{not json")]
+    _, transport = make(store)
+    async with AsyncAltinnEventsClient(settings(), transport=transport, retry=FAST) as client:
+        bad = await client.list_events_undecoded(resource=RESOURCE, size=2)
+        with pytest.raises(AltinnPayloadError, match="not JSON"):
+            bad.decode()
+        page = await client.list_events_undecoded(resource=RESOURCE, size=2)
+        assert page.outline() == (2, "e2")
+        assert page.decode() == await client.list_events(resource=RESOURCE, size=2)
+        store.faults = [httpx.Response(404)]
+        with pytest.raises(AltinnNotFoundError):
+            await client.list_events_undecoded(resource=RESOURCE)
+    assert len(store.calls) == 5
 
 
 def test_iter_events_and_max_pages() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_altinn_events._ingest.fetch import FetchRange, PagePrefetcher
 from airflow_provider_altinn_events._ingest.state import CursorContext, Filters
+from airflow_provider_altinn_events.client.protocol import UndecodedEventPage
 from airflow_provider_altinn_events.exceptions import AltinnServerError
 
 from .fakes import RESOURCE, FakeAltinn, make_events
@@ -137,3 +138,48 @@ def test_closing_does_not_wait_for_a_stuck_request_forever() -> None:
     prefetcher.close(wait_seconds=0.3)
     assert time.monotonic() - started < 2
     release.set()
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_pages_are_decoded_on_the_consumers_thread_after_the_next_request_is_out(
+    monkeypatch: pytest.MonkeyPatch, overlap: bool
+) -> None:
+    """The fetch thread hands a page over undecoded and sends the next request at once; the consumer decodes
+    (issue 17: decoding on the fetch thread put its cost between two requests)."""
+    source = FakeAltinn(make_events(30))
+    arrived: dict[str, threading.Event] = {}
+
+    def arrive(call: dict[str, Any]) -> None:
+        arrived.setdefault(call["after"], threading.Event()).set()
+
+    source.before_call = arrive
+    decoded: list[tuple[str, bool]] = []
+    real = UndecodedEventPage.decode
+
+    def decode(page: UndecodedEventPage) -> Any:
+        result = real(page)
+        if result.events:  # was the request after this page's last id out before the page was decoded?
+            out = arrived.setdefault(result.after, threading.Event()).wait(2 if overlap else 0)
+            decoded.append((threading.current_thread().name, out))
+        return result
+
+    monkeypatch.setattr(UndecodedEventPage, "decode", decode)
+    pages = list(_prefetcher(source, FetchRange("0"), overlap=overlap))
+    assert [len(p.events) for p in pages] == [10, 10, 10]
+    consumer = threading.current_thread().name
+    assert decoded == [(consumer, overlap)] * 3
+
+
+@pytest.mark.parametrize(
+    ("body", "outline"),
+    [
+        (b'[{"id":"a","source":"s","type":"t"},{"id":"b","source":"s","type":"t"}]', (2, "b")),
+        (b"[]", None),
+        (b'{"id":"a"}', None),  # not an array: decode() says why
+        (b'[{"id":"a"},{"source":"s"}]', None),  # the last item has no id
+        (b'[{"id":"a"},{"id":7}]', None),  # not a string
+        (b"[{", None),  # not JSON
+    ],
+)
+def test_the_outline_is_the_count_and_last_id_or_nothing(body: bytes, outline: Any) -> None:
+    assert UndecodedEventPage(body, "0", 10).outline() == outline
