@@ -4,7 +4,7 @@ Public API (exactly ``__all__``)::
 
     from airflow_provider_altinn_events.client import (
         AltinnSettings, AltinnEnvironment, AltinnAuthMode, AltinnEventsClient, AsyncAltinnEventsClient,
-        RetryPolicy, CloudEvent, EventPage, Subscription, SubscriptionList,
+        RetryPolicy, CloudEvent, EventPage, UndecodedEventPage, Subscription, SubscriptionList,
         EventFilter, PollState, PollStep, initial_state, poll_step,
     )
 
@@ -32,6 +32,7 @@ __all__ = [
     "RetryPolicy",
     "Subscription",
     "SubscriptionList",
+    "UndecodedEventPage",
     "initial_state",
     "poll_step",
 ]
@@ -47,6 +48,7 @@ _EXPORTS = {
     "EventPage": "models",
     "Subscription": "models",
     "SubscriptionList": "models",
+    "UndecodedEventPage": "protocol",
     "EventFilter": "matching",
     "PollState": "matching",
     "PollStep": "matching",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
         Subscription,
         SubscriptionList,
     )
+    from airflow_provider_altinn_events.client.protocol import UndecodedEventPage
     from airflow_provider_altinn_events.client.retry import RetryPolicy
     from airflow_provider_altinn_events.client.settings import (
         AltinnAuthMode,

@@ -21,6 +21,7 @@ EXPECTED = {
     "RetryPolicy",
     "Subscription",
     "SubscriptionList",
+    "UndecodedEventPage",
     "initial_state",
     "poll_step",
 }
