@@ -402,6 +402,13 @@ class PagePrefetcher:
         stop_mark = None if stop_at is None else json.dumps(stop_at).encode()
 
         def guess(page: UndecodedEventPage) -> tuple[Request, Guess] | None:
+            if not behind and remaining is None and stop_mark is None:
+                # all it takes is the last id, and Altinn sends it in the `next` header (on a page with events)
+                hint = page.next_after()
+                if hint is not None and hint not in ambiguous:
+                    following = self._guesser(None, state)
+                    assert following is not None
+                    return (hint, self._size(None, 0)), following
             outline = page.outline()  # the count and the last id, without decoding the page
             if outline is None:
                 return None

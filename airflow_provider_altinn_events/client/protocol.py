@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
@@ -436,6 +436,18 @@ class UndecodedEventPage:
             )
         events = events_from_decoded(items)
         return EventPage(events=events, after=events[-1].id if events else after, next_url=self.next_url)
+
+    def next_after(self) -> str | None:
+        """The ``after`` in the ``next`` header: the id of the page's last event as Altinn wrote it, or ``None``
+        (no header: an empty page). Altinn does not re-encode it, so an id with ``&``, ``+`` or ``%`` comes back
+        wrong: a hint for guessing the next request, never a cursor (docs/contract.rst, "contract-paging")."""
+        if not self.next_url:
+            return None
+        _, _, query = self.next_url.partition("?")
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if name == "after":
+                return value or None
+        return None
 
     def outline(self) -> tuple[int, str] | None:
         """``(number of events, id of the last one)`` by a scan that builds no event (a fifth of the cost of

@@ -43,6 +43,8 @@ class FakeAltinn:
         self.events: list[dict[str, Any]] = list(events)
         self.calls: list[dict[str, Any]] = []
         self.before_call: Callable[[dict[str, Any]], None] | None = None
+        #: the ``after`` to write into a ``next`` header, from the page (``None``: no header, as in most tests)
+        self.next_after: Callable[[EventPage], str] | None = None
         self.lock = threading.Lock()
 
     def add(self, events: Sequence[dict[str, Any]]) -> None:
@@ -83,7 +85,12 @@ class FakeAltinn:
         """What ``AltinnEventsClient.list_events_undecoded`` returns: the page as JSON bytes, as the service
         sends it, decoded by the caller."""
         page = self.list_events(after=after, size=size, **query)
-        return UndecodedEventPage(json.dumps([e.to_dict() for e in page.events]).encode(), after, size)
+        body = json.dumps([e.to_dict() for e in page.events]).encode()
+        hint = self.next_after(page) if self.next_after is not None and page.events else None
+        next_url = (
+            None if hint is None else f"http://altinn.test/events/api/v1/events?after={hint}&size={size}"
+        )
+        return UndecodedEventPage(body, after, size, next_url)
 
 
 # -- an object store with S3's write semantics, in memory ---------------------------------------------------
