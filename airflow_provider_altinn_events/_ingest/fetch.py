@@ -1,16 +1,18 @@
 """Fetch pages with the next request in flight while the current page is written.
 
 Altinn pages by cursor (``after=<last id>``), so requests cannot run side by side: page *n + 1* can only be
-asked for once page *n* is read. What can overlap is everything else. A background thread
-(:class:`_RequestThread`) sends the requests; as soon as it has parsed page *n*, it hands the page over and
-sends the request for page *n + 1* itself, after the page's last id, while the task's thread runs the poll
-step on page *n* and the pipeline dedupes, encodes and writes it. The thread sends it without waiting for the
-task's thread, because a hand-over between threads waits for the GIL while the other runs the poll step, and
-that wait would sit between two requests. The request is a guess: when the poll step moves the cursor
-elsewhere (events that share an id keep it back, a ``limit`` or ``stop_at`` ends the range), the guessed
+asked for once page *n*'s last id is known. What can overlap is everything else. A background thread
+(:class:`_RequestThread`) sends the requests; as soon as page *n* has arrived, it hands the page over
+undecoded and sends the request for page *n + 1* itself, after the page's last id, which it takes from
+Altinn's ``next`` header or from a scan of the body (``UndecodedEventPage.next_after`` / ``.outline``),
+while the task's thread decodes page *n*, runs the poll step on it, and the pipeline dedupes, encodes and
+writes it. The thread sends without waiting for the task's thread (a hand-over between threads waits for the
+GIL while the other works), and decoding on the task's thread keeps that cost out of the chain of requests,
+which sets the pace. The request is a guess: when the poll step moves the cursor elsewhere (events that share
+an id keep it back, a ``limit`` or ``stop_at`` ends the range, the header named another id), the guessed
 answer is dropped unread and the right request is sent; no page is used that the sequential walk would not
-have asked for. So the pace is Altinn's time per page plus reading the answer, not plus writing it
-(docs/guides/ingestion.rst, "Throughput and memory").
+have asked for. So the pace is Altinn's time per page plus receiving the answer, not plus decoding and
+writing it (docs/guides/ingestion.rst, "Throughput and memory").
 
 Why a thread with the sync client and not the async client: the pipeline, its storage and the operator are
 synchronous, and the sync client (the hook's) is what the operator holds; one daemon thread that runs one
