@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 
@@ -343,8 +343,11 @@ def _quote_plus(value: str) -> str:
 
 
 def _urlencode(params: Sequence[tuple[str, str]]) -> str:
-    """``urllib.parse.urlencode(params)`` for string pairs (what httpx writes for ``params``)."""
-    return "&".join([f"{_quote_plus(key)}={_quote_plus(value)}" for key, value in params])
+    """``urllib.parse.urlencode(params)`` (what httpx writes for ``params``), quicker for string pairs."""
+    try:
+        return "&".join([f"{_quote_plus(key)}={_quote_plus(value)}" for key, value in params])
+    except TypeError:  # a key or value that is not a str (with_query is public): as urlencode writes it
+        return urlencode(params)
 
 
 def with_query(endpoint: httpx.URL, params: Sequence[tuple[str, str]]) -> httpx.URL:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -476,6 +477,15 @@ def test_query_values_are_encoded_as_urlencode_encodes_them(value: str) -> None:
     from urllib.parse import urlencode
 
     assert p._urlencode([("k", value), (value, "v")]) == urlencode([("k", value), (value, "v")])
+
+
+def test_query_values_that_are_not_strings_are_encoded_as_urlencode_encodes_them() -> None:
+    """``with_query`` is public: an int or bytes value is written as ``urlencode`` writes it, as before."""
+    from urllib.parse import urlencode
+
+    pairs: Any = [("size", 5), ("b", b"x y:z"), ("c", "urn:a b")]
+    url = p.with_query(httpx.URL(_ENDPOINTS[0]), pairs)
+    assert url.query.decode() == urlencode(pairs) == "size=5&b=x+y%3Az&c=urn%3Aa+b"
 
 
 @hyp_settings(max_examples=200, deadline=None)
