@@ -14,14 +14,21 @@ Contenders:
 * ``httpx``: one ``httpx.AsyncClient`` on httpx-aiohttp's transport with a fixed bearer header and
   ``response.json()`` (the ``bare`` kind of ``trigger_fleet.py``).
 
-Every contender runs ``--rounds`` times, in turns (A B C A B C ...), so a slow moment of a shared machine
-falls on all of them; per contender the median of its rounds is printed, and the ratio of each to
-``aiohttp``. CPU is ``time.process_time`` of this process over a window after a warm-up interval; polls are
-counted by the pollers. The emulator runs in its own process, so its CPU is not in the figures.
+Every contender runs ``--rounds`` times, in turns, the order reversed every other round (A B C, C B A,
+A B C, ...), so a slow moment of a shared machine falls on all of them and no contender always runs first
+or last. Printed per contender: the median of its rounds; and, against ``aiohttp``, the ratio of each round
+to the ``aiohttp`` turn of the same round and the median of those per-round ratios (the figure issue 17's
+1.3 is checked against: a round's turns run back to back, so the machine's drift between rounds cancels).
+CPU is ``time.process_time`` of this process over a window after a warm-up interval; polls are counted by
+the pollers. The emulator runs in its own process, so its CPU is not in the figures.
+
+Every contender sends the same query (``resource``, ``after``, ``size``: the triggers' default page size),
+over at most 8 connections, with a bearer header and ``Accept``; the bare loops set them once per session,
+as a plain user of each library would.
 
 Usage::
 
-    .venv/bin/python benchmarks/poll_floor.py                      # N = 200, 1 s interval, 3 rounds of 10 s
+    .venv/bin/python benchmarks/poll_floor.py                      # N = 200, 1 s interval, 6 rounds of 8 s
     .venv/bin/python benchmarks/poll_floor.py --n 500 --window 15 --rounds 5
     .venv/bin/python benchmarks/poll_floor.py --kinds client,aiohttp --profile /tmp/floor   # cProfile files
 
@@ -47,9 +54,11 @@ from typing import Any
 
 from trigger_fleet import emulator_process as _fleet_emulator  # benchmarks/ is sys.path[0] when run
 
+from airflow_provider_altinn_events.client._constants import DEFAULT_PAGE_SIZE
+
 EVENTS_PATH = "/events/api/v1/events"
 KINDS = ("client", "client-adapter", "aiohttp", "httpx")
-PAGE_SIZE = 50  # the triggers' page size (client/_constants.py, DEFAULT_PAGE_SIZE)
+PAGE_SIZE = DEFAULT_PAGE_SIZE  # what a waiting trigger asks for, so every contender sends the same query
 
 
 @dataclass
@@ -61,6 +70,14 @@ class Figures:
     @property
     def median(self) -> float:
         return statistics.median(self.cpu_ms_per_poll) if self.cpu_ms_per_poll else float("nan")
+
+    def ratios(self, floor: Figures) -> list[float]:
+        """Each round's CPU per poll over the floor's in the same round."""
+        return [
+            mine / theirs
+            for mine, theirs in zip(self.cpu_ms_per_poll, floor.cpu_ms_per_poll, strict=False)
+            if theirs > 0
+        ]
 
 
 # -- the emulator in its own process ------------------------------------------------------------------------
@@ -248,14 +265,14 @@ async def run_floor(
     kinds: tuple[str, ...] = KINDS,
     n: int = 200,
     poll_interval: float = 1.0,
-    window: float = 10.0,
-    rounds: int = 3,
+    window: float = 8.0,
+    rounds: int = 6,
     profile: Path | None = None,
 ) -> dict[str, Figures]:
-    """Every kind ``rounds`` times, in turns; the figures per kind."""
+    """Every kind ``rounds`` times, in turns, the order reversed every other round; the figures per kind."""
     figures = {kind: Figures(kind) for kind in kinds}
     for round_no in range(rounds):
-        for kind in kinds:
+        for kind in kinds if round_no % 2 == 0 else tuple(reversed(kinds)):
             cpu, rate = await one_round(
                 kind, n, poll_interval, window, base_url, token, connection_json, profile, round_no
             )
@@ -269,11 +286,20 @@ async def run_floor(
 
 def print_figures(figures: dict[str, Figures]) -> None:
     floor = figures.get("aiohttp")
-    print("median over rounds:")
+    print("median over rounds (each round's figure in brackets):")
     for kind, figure in figures.items():
-        ratio = f"  {figure.median / floor.median:5.2f}x aiohttp" if floor and floor.median > 0 else ""
         spread = ", ".join(f"{v:.3f}" for v in figure.cpu_ms_per_poll)
-        print(f"  {kind:15s} {figure.median:6.3f} ms CPU/poll ({spread}){ratio}", flush=True)
+        print(f"  {kind:15s} {figure.median:6.3f} ms CPU/poll ({spread})", flush=True)
+    if floor is None:
+        return
+    print("against aiohttp: median of the per-round ratios (each round's ratio in brackets):")
+    for kind, figure in figures.items():
+        if figure is floor:
+            continue
+        ratios = figure.ratios(floor)
+        if ratios:
+            spread = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"  {kind:15s} {statistics.median(ratios):5.2f}x ({spread})", flush=True)
 
 
 def main() -> None:
@@ -282,8 +308,8 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=200, help="pollers (200)")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls (1)")
-    parser.add_argument("--window", type=float, default=10.0, help="CPU measuring window in seconds (10)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per contender, in turns (3)")
+    parser.add_argument("--window", type=float, default=8.0, help="CPU measuring window in seconds (8)")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per contender, in turns (6)")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, from {', '.join(KINDS)}")
     parser.add_argument("--profile", type=Path, default=None, help="write cProfile files with this prefix")
     args = parser.parse_args()

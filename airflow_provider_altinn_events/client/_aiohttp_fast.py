@@ -16,8 +16,10 @@ transport's ``max_body_bytes`` are refused before they are read whole.
 The query goes to aiohttp apart from the URL (``params``), as a plain aiohttp user would send it: yarl
 caches the URLs it parses from strings (an LRU of 128), and a full URL per waiting trigger kept about 1 KiB
 per trigger in that cache; the base URL is the same for every poll, and the URL with the query that aiohttp
-builds from it is not cached. The query's values are handed over decoded (``parse_qsl``, in their order:
-a third of the cost of ``httpx.URL.params``) and aiohttp encodes them, as for any ``params``.
+builds from it is not cached. The query's values are handed over decoded and aiohttp encodes them, as for
+any ``params``: the events request carries the pairs it was encoded from (``protocol.QUERY_EXTENSION``, used
+only while ``request.url`` is the URL built from them), any other request's query is decoded (``parse_qsl``,
+in its order).
 
 Errors are not mapped here: the caller (``transport.py``) maps aiohttp's errors for both paths alike.
 """
@@ -30,7 +32,7 @@ from urllib.parse import parse_qsl
 import httpx
 from aiohttp import ClientResponse, ClientSession, ClientTimeout
 
-from airflow_provider_altinn_events.client.protocol import response_too_large
+from airflow_provider_altinn_events.client.protocol import QUERY_EXTENSION, QueryParts, response_too_large
 
 __all__ = ["FAST_PATH_ENV", "Timeouts", "handles", "send_read_whole"]
 
@@ -89,12 +91,14 @@ class _Pieces(httpx.AsyncByteStream):
 
 
 async def _read_at_most(answer: ClientResponse, request: httpx.Request, limit: int) -> bytes:
-    """The body as sent (still compressed, if it is), refused past ``limit`` bytes before it is read whole."""
+    """The body as sent (still compressed, if it is), refused past ``limit`` bytes before it is read whole:
+    at once if ``Content-Length`` says so, else when the chunks read pass it. (A body within its declared
+    length is read in :func:`send_read_whole` itself, one coroutine fewer per poll.)"""
     declared = answer.content_length
     if declared is not None:
         if declared > limit:
             raise response_too_large(request, limit, declared)
-        body: bytes = await answer.read()  # one call (the poll hot path); aiohttp stops at Content-Length
+        body: bytes = await answer.read()
         return body
     chunks: list[bytes] = []
     total = 0
@@ -111,10 +115,16 @@ async def send_read_whole(
 ) -> httpx.Response:
     """Send ``request`` (one :func:`handles` accepts) and return its answer with the body read."""
     url = request.url
+    query: QueryParts | None = request.extensions.get(QUERY_EXTENSION)
+    if query is not None and query.url is url:  # as built: the pairs it was encoded from
+        target, params = query.base, query.params
+    else:
+        target = str(url).partition("?")[0]  # no fragment here (those go to the adapter)
+        params = tuple(parse_qsl(url.query.decode("ascii"), keep_blank_values=True))
     async with session.request(
         request.method,
-        str(url).partition("?")[0],  # no fragment here (those go to the adapter)
-        params=parse_qsl(url.query.decode("ascii"), keep_blank_values=True) or None,
+        target,
+        params=params or None,
         headers=request.headers.multi_items(),  # one pass; as a mapping, aiohttp would look up each key
         data=request.content or None,
         allow_redirects=False,
@@ -122,7 +132,11 @@ async def send_read_whole(
         compress=False,
         timeout=timeout,
     ) as answer:
-        body = await _read_at_most(answer, request, max_body_bytes)
+        declared = answer.content_length
+        if declared is not None and declared <= max_body_bytes:  # a poll's answer: read in one call
+            body: bytes = await answer.read()  # aiohttp stops at Content-Length
+        else:
+            body = await _read_at_most(answer, request, max_body_bytes)
     extensions: dict[str, Any] = {"http_version": _HTTP_1_1}
     if answer.reason:
         extensions["reason_phrase"] = answer.reason.encode()

@@ -769,12 +769,27 @@ class AsyncAltinnEventsClient(_ClientBase):
             exc.request = request  # as AsyncClient does, so the error names the URL (and the token step)
             raise
         response.request = request
-        await self._read_bounded(request, response)
+        if not self._read_whole(request, response):  # the default transport hands most answers over read
+            await self._read_bounded(request, response)
         if response.status_code == 401 and self.auth.can_refresh:
             return await self._read_bounded(
                 request, await self._http.send(request, auth=self.auth.after_401(token), stream=True)
             )
         return response
+
+    def _read_whole(self, request: httpx.Request, response: httpx.Response) -> bool:
+        """Whether the transport handed ``response`` over read and closed (the fast path does), so there is
+        nothing to read or close: checked against ``max_response_bytes`` here, without :meth:`_read_bounded`'s
+        coroutine and ``aclose`` (a no-op on a closed response)."""
+        if not response.is_closed:
+            return False
+        try:
+            size = len(response.content)
+        except httpx.ResponseNotRead:  # closed unread: _read_bounded reads (and raises) as before
+            return False
+        if size > self.max_response_bytes:
+            raise p.response_too_large(request, self.max_response_bytes, size)
+        return True
 
     async def _read_bounded(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
         """The response with its body read, refused past ``max_response_bytes`` (decompressed). The default

@@ -14,8 +14,8 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, quote_plus, urlencode
 
 import httpx
 
@@ -258,6 +258,12 @@ def build_list_events_request(
 ) -> httpx.Request:
     """``GET /events``: one page after the cursor ``after`` (an event id; ``"0"`` for the beginning).
 
+    The request is the one ``httpx.Request("GET", url, params=..., headers=...)`` builds (the same URL,
+    headers in the same order, an empty body already read), built without httpx's parse of the URL and its
+    defaults pass: every waiting trigger sends one per poll (docs/performance.rst, "poll-floor");
+    ``tests/unit/client/test_protocol.py`` compares the two. It carries its query as pairs too
+    (:data:`QUERY_EXTENSION`), for a transport that hands the query to aiohttp as ``params``.
+
     :raises AltinnConfigError: ``resource`` is not an ``urn:altinn:resource:`` URN, ``after`` is empty, both
         subjects are given, or ``size`` is outside 1..1000.
     """
@@ -271,20 +277,65 @@ def build_list_events_request(
         raise AltinnConfigError(
             "give subject or alternative_subject, not both (Altinn refuses the combination)", field="subject"
         )
-    type_list = _types(types)
-    params: list[tuple[str, str]] = [("resource", resource), ("after", after)]
-    params += [("type", t) for t in type_list]
+    params: tuple[tuple[str, str], ...] = (("resource", resource), ("after", after))
+    if types is not None:
+        params += tuple(("type", t) for t in _types(types))
     if subject:
-        params.append(("subject", subject))
-    params.append(("size", str(_size(size))))
-    headers = {"Accept": CLOUDEVENTS_JSON}
-    if alternative_subject:
-        headers["Altinn-AlternativeSubject"] = alternative_subject
+        params += (("subject", subject),)
+    params += (("size", str(_size(size))),)
     # Not memoised per filter: a URL kept per waiting trigger costs about 0.8 KiB each. The endpoint is parsed
     # once per platform URL instead, and the query attached without a second parse (docs/performance.rst)
-    return httpx.Request(
-        "GET", with_query(_endpoint(f"{settings.events_url}/events"), params), headers=headers
+    endpoint = _events_endpoint(settings.events_url)
+    url = with_query(endpoint.url, params)
+    if alternative_subject:
+        # encoded as httpx encodes a str header value it is given (ASCII, else UnicodeEncodeError)
+        headers: httpx.Headers | list[tuple[bytes, bytes]] = [
+            *endpoint.headers.raw,
+            (b"Altinn-AlternativeSubject", alternative_subject.encode("ascii")),
+        ]
+    else:
+        headers = endpoint.headers
+    request = httpx.Request("GET", url, headers=headers, stream=_NO_BODY)
+    request.read()  # b"", as httpx reads a body it was given whole; the fast path sends only read bodies
+    # request.url, not url: httpx.Request keeps a copy of the URL it is given
+    request.extensions[QUERY_EXTENSION] = QueryParts(request.url, endpoint.base, params)
+    return request
+
+
+#: The ``request.extensions`` key under which :func:`build_list_events_request` hands its query over as the
+#: pairs it encoded (:class:`QueryParts`), so the aiohttp fast path (``client/_aiohttp_fast.py``) passes them
+#: to aiohttp as ``params`` without decoding the URL it has just encoded. Other transports ignore it.
+QUERY_EXTENSION = "altinn_events.query"
+
+
+class QueryParts(NamedTuple):
+    """A request's query as pairs, with the URL they belong to (``request.url`` must still be this very
+    object: a request given another URL since is sent to that URL, decoded) and that URL without its query."""
+
+    url: httpx.URL
+    base: str
+    params: tuple[tuple[str, str], ...]
+
+
+class _Endpoint(NamedTuple):
+    url: httpx.URL
+    base: str
+    headers: httpx.Headers  # Host, then Accept: the headers httpx.Request writes for a GET of this endpoint
+
+
+@functools.lru_cache(maxsize=16)
+def _events_endpoint(events_url: str) -> _Endpoint:
+    """``GET /events`` of one platform URL: its URL parsed once, as a string, and its request headers (each
+    request copies them; ``httpx.Request`` copies headers it is given)."""
+    url = _endpoint(f"{events_url}/events")
+    return _Endpoint(
+        url, str(url), httpx.Headers([(b"Host", url.netloc), (b"Accept", CLOUDEVENTS_JSON.encode("ascii"))])
     )
+
+
+#: The body of a GET: ``httpx.Request(stream=...)`` skips the body encoding and the default headers, which
+#: the builder writes itself (``ByteStream`` only hands its bytes out, so one serves every request).
+_NO_BODY = httpx.ByteStream(b"")
 
 
 @functools.lru_cache(maxsize=16)
@@ -304,6 +355,30 @@ def _replaceable_parts() -> bool:
 
 _REPLACEABLE_PARTS = _replaceable_parts()
 
+#: What ``urlencode`` (``quote_plus``) leaves as it is: ASCII letters, digits and ``_.-~``.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+#: The same with ``:``, the one character an Altinn URN adds (``urn:altinn:resource:...``).
+_UNRESERVED_OR_COLON = re.compile(r"[A-Za-z0-9_.~:-]*")
+
+
+def _quote_plus(value: str) -> str:
+    """``urllib.parse.quote_plus(value, safe="")``, as ``urlencode`` writes each key and value, without its
+    per-character work for the values a poll sends (digits, ids, URNs); anything else goes to ``quote_plus``.
+    A hypothesis test in ``tests/unit/client/test_protocol.py`` checks it against ``urlencode``."""
+    if _UNRESERVED.fullmatch(value):
+        return value
+    if _UNRESERVED_OR_COLON.fullmatch(value):
+        return value.replace(":", "%3A")
+    return quote_plus(value, safe="")
+
+
+def _urlencode(params: Sequence[tuple[str, str]]) -> str:
+    """``urllib.parse.urlencode(params)`` (what httpx writes for ``params``), quicker for string pairs."""
+    try:
+        return "&".join([f"{_quote_plus(key)}={_quote_plus(value)}" for key, value in params])
+    except TypeError:  # a key or value that is not a str (with_query is public): as urlencode writes it
+        return urlencode(params)
+
 
 def with_query(endpoint: httpx.URL, params: Sequence[tuple[str, str]]) -> httpx.URL:
     """``endpoint`` with ``params`` as its query, exactly as ``httpx.Request(..., params=params)`` writes it.
@@ -315,7 +390,7 @@ def with_query(endpoint: httpx.URL, params: Sequence[tuple[str, str]]) -> httpx.
     the parse; ``tests/unit/client/test_protocol.py`` checks both agree. ``params`` must not repeat a key
     apart from its other values (httpx would group them; the request builders never do).
     """
-    query = urlencode(params)
+    query = _urlencode(params)
     if not query:
         return endpoint
     if _REPLACEABLE_PARTS:

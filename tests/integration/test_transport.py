@@ -11,6 +11,7 @@ import json
 import socket
 import struct
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -18,7 +19,10 @@ import pytest
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
 
+from airflow_provider_altinn_events.client import _aiohttp_fast
+from airflow_provider_altinn_events.client import protocol as p
 from airflow_provider_altinn_events.client.transport import AltinnAiohttpTransport
+from tests.unit.client.helpers import settings
 
 PAGE = [{"id": str(i), "type": "t", "source": "s", "specversion": "1.0"} for i in range(50)]
 
@@ -63,9 +67,16 @@ async def _echo(request: web.Request) -> web.Response:
     )
 
 
+async def _events(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"query": request.rel_url.raw_query_string, "headers": [[k, v] for k, v in request.headers.items()]}
+    )
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
     app = web.Application()
+    app.router.add_get("/events/api/v1/events", _events)
     app.router.add_get("/page", _page)
     app.router.add_get("/gzip", _gzipped)
     app.router.add_get("/chunked", _chunked)
@@ -274,3 +285,64 @@ async def test_the_switch_chooses_the_path(server: str, fast_path: bool) -> None
         assert response.json() == PAGE
     finally:
         await transport.aclose()
+
+
+# -- the events request: its query handed to aiohttp as the pairs it was built from (protocol.QUERY_EXTENSION) --
+
+
+async def _send(request: httpx.Request, fast_path: bool | None = None) -> dict[str, Any]:
+    transport = AltinnAiohttpTransport(fast_path=fast_path)
+    try:
+        response = await transport.handle_async_request(request)
+        await response.aread()
+    finally:
+        await transport.aclose()
+    assert response.status_code == 200
+    seen: dict[str, Any] = response.json()
+    return seen
+
+
+def _events_request(server: str, **kwargs: Any) -> httpx.Request:
+    query: dict[str, Any] = dict(resource="urn:altinn:resource:a b:c", after="0", types=["x.y", "a&b"])
+    return p.build_list_events_request(settings(host=server), **{**query, "subject": "/org/1+2%", **kwargs})
+
+
+@pytest.mark.usefixtures("aiohttp_path")
+async def test_an_events_request_arrives_with_its_query_and_headers(server: str) -> None:
+    request = _events_request(server, size=7)
+    seen = await _send(request)
+    assert parse_qsl(seen["query"], keep_blank_values=True) == [
+        ("resource", "urn:altinn:resource:a b:c"),
+        ("after", "0"),
+        ("type", "x.y"),
+        ("type", "a&b"),
+        ("subject", "/org/1+2%"),
+        ("size", "7"),
+    ]
+    headers = {name.lower(): value for name, value in seen["headers"]}
+    assert headers["accept"] == p.CLOUDEVENTS_JSON
+    assert headers["host"] == request.url.netloc.decode()
+
+
+async def test_an_events_request_given_another_url_goes_to_that_url(server: str) -> None:
+    """The pairs an events request carries describe the URL it was built with: a request given another URL
+    since goes with that URL's query, not the pairs."""
+    request = _events_request(server)
+    request.url = request.url.copy_set_param("after", "99")
+    seen = await _send(request, fast_path=True)
+    assert ("after", "99") in parse_qsl(seen["query"])
+    assert ("after", "0") not in parse_qsl(seen["query"])
+
+
+async def test_the_fast_path_does_not_decode_an_events_query_again(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails if the fast path stops using the pairs an events request carries and decodes its URL's query
+    again (what a poll paid before; docs/performance.rst, "poll-floor")."""
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the events query was decoded again")
+
+    monkeypatch.setattr(_aiohttp_fast, "parse_qsl", refuse)
+    seen = await _send(_events_request(server), fast_path=True)
+    assert ("after", "0") in parse_qsl(seen["query"])

@@ -78,6 +78,20 @@ async def test_a_body_over_the_limit_is_refused_async() -> None:
             await client.list_events(resource=RESOURCE, size=100)
 
 
+@pytest.mark.usefixtures("aiohttp_path")
+async def test_a_body_over_the_limit_is_refused_on_every_poll_async() -> None:
+    """The first request fetches the token (through ``AsyncClient.send``); the next ones, with a fresh token,
+    go straight to the transport, whose answer comes back read and closed: each is checked all the same."""
+    fake = FakeAltinn(events_handler=big)
+    async with AsyncAltinnEventsClient(
+        settings(), transport=fake.transport(), retry=FAST, max_response_bytes=50_000
+    ) as client:
+        for _ in range(2):
+            with pytest.raises(AltinnPayloadError, match="larger than 50000 bytes"):
+                await client.list_events(resource=RESOURCE, size=100)
+    assert sum(r.url.path.endswith("/events") for r in fake.requests) == 2
+
+
 @pytest.mark.parametrize("value", [0, -1, True, 1.5, "8MiB"])
 def test_max_response_bytes_is_checked(value: Any) -> None:
     with pytest.raises(AltinnConfigError) as info:

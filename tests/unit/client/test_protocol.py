@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -462,3 +463,90 @@ def test_the_events_endpoint_is_parsed_once_per_platform_url() -> None:
     second = p.build_list_events_request(S, resource=RESOURCE + "-other", after="2")
     assert first.url.copy_with(query=None) == second.url.copy_with(query=None)
     assert p._endpoint(f"{S.events_url}/events") is p._endpoint(f"{S.events_url}/events")
+
+
+# -- the events request built without httpx's defaults pass (protocol.build_list_events_request) -------------
+
+_QUERY_TEXT = st.text(alphabet=st.sampled_from("az09_.~-:/ +%&=?#éø\u2603\x00"), max_size=10)
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(value=st.one_of(_QUERY_TEXT, _VALUES))
+def test_query_values_are_encoded_as_urlencode_encodes_them(value: str) -> None:
+    """The shortcuts for digits, ids and URNs write what ``urlencode`` (httpx's ``params``) writes."""
+    from urllib.parse import urlencode
+
+    assert p._urlencode([("k", value), (value, "v")]) == urlencode([("k", value), (value, "v")])
+
+
+def test_query_values_that_are_not_strings_are_encoded_as_urlencode_encodes_them() -> None:
+    """``with_query`` is public: an int or bytes value is written as ``urlencode`` writes it, as before."""
+    from urllib.parse import urlencode
+
+    pairs: Any = [("size", 5), ("b", b"x y:z"), ("c", "urn:a b")]
+    url = p.with_query(httpx.URL(_ENDPOINTS[0]), pairs)
+    assert url.query.decode() == urlencode(pairs) == "size=5&b=x+y%3Az&c=urn%3Aa+b"
+
+
+@hyp_settings(max_examples=200, deadline=None)
+@given(
+    suffix=_QUERY_TEXT.filter(str.strip),
+    after=_QUERY_TEXT.filter(str.strip),
+    types=st.none() | st.lists(_QUERY_TEXT.filter(str.strip), max_size=2),
+    subject=st.none() | _QUERY_TEXT,
+    alternative_subject=st.none() | _QUERY_TEXT,
+    size=st.integers(min_value=1, max_value=1000),
+)
+def test_the_events_request_is_the_one_httpx_builds(
+    suffix: str,
+    after: str,
+    types: list[str] | None,
+    subject: str | None,
+    alternative_subject: str | None,
+    size: int,
+) -> None:
+    """Built without httpx's URL parse and defaults pass, the request is the one ``httpx.Request(params=...)``
+    builds: the same URL, the same headers in the same order, an empty body already read; a header value httpx
+    cannot encode fails as it fails in httpx."""
+    resource = RESOURCE + suffix
+    if subject and alternative_subject:
+        alternative_subject = None
+    params = [("resource", resource), ("after", after)]
+    params += [("type", t) for t in types or ()]
+    params += [("subject", subject)] if subject else []
+    params += [("size", str(size))]
+    headers = {"Accept": p.CLOUDEVENTS_JSON}
+    if alternative_subject:
+        headers["Altinn-AlternativeSubject"] = alternative_subject
+    kwargs = dict(types=types, subject=subject, alternative_subject=alternative_subject, size=size)
+    try:
+        expected = httpx.Request("GET", f"{S.events_url}/events", params=params, headers=headers)
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            p.build_list_events_request(S, resource=resource, after=after, **kwargs)  # type: ignore[arg-type]
+        return
+    request = p.build_list_events_request(S, resource=resource, after=after, **kwargs)  # type: ignore[arg-type]
+    assert (request.method, str(request.url), request.url.raw_path) == (
+        expected.method,
+        str(expected.url),
+        expected.url.raw_path,
+    )
+    assert request.headers.raw == expected.headers.raw
+    assert request.content == expected.content == b""
+    assert type(request.stream) is type(expected.stream)
+    assert set(vars(request)) == set(vars(expected))
+    query = request.extensions.pop(p.QUERY_EXTENSION)
+    assert request.extensions == expected.extensions
+    # the pairs the fast path hands to aiohttp: those the URL was encoded from, for this very URL
+    assert query.url is request.url
+    assert list(query.params) == params
+    assert query.base == str(expected.url.copy_with(query=None))
+
+
+def test_a_request_does_not_share_its_headers_with_the_next() -> None:
+    """Every request copies the endpoint's headers: the token put on one is not on the next."""
+    first = p.build_list_events_request(S, resource=RESOURCE, after="1")
+    first.headers["Authorization"] = "Bearer one"
+    second = p.build_list_events_request(S, resource=RESOURCE, after="2")
+    assert "Authorization" not in second.headers
+    assert second.headers.raw == [(b"Host", b"altinn.test"), (b"Accept", p.CLOUDEVENTS_JSON.encode())]
