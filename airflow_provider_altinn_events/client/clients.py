@@ -542,8 +542,7 @@ class AsyncAltinnEventsClient(_ClientBase):
 
         :raises AltinnConfigError: invalid arguments.
         """
-        request = p.build_list_events_request(
-            self.settings,
+        undecoded = await self.list_events_undecoded(
             resource=resource,
             after=after,
             types=types,
@@ -551,9 +550,7 @@ class AsyncAltinnEventsClient(_ClientBase):
             alternative_subject=alternative_subject,
             size=size,
         )
-        return await self._send(
-            request, lambda response: p.parse_events_page(response, after=after, size=size)
-        )
+        return undecoded.decode()
 
     async def list_events_undecoded(
         self,
