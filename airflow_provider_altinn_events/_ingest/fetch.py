@@ -404,24 +404,22 @@ class PagePrefetcher:
         stop_mark = None if stop_at is None else json.dumps(stop_at).encode()
 
         def guess(page: UndecodedEventPage) -> tuple[Request, Guess] | None:
-            if not behind and remaining is None and stop_mark is None:
-                # all it takes is the last id, and Altinn sends it in the `next` header (on a page with events)
-                hint = page.next_after()
-                if hint is not None and hint not in ambiguous:
-                    following = self._guesser(None, state)
-                    assert following is not None
-                    return (hint, self._size(None, 0)), following
-            outline = page.outline()  # the count and the last id, without decoding the page
-            if outline is None:
-                return None
-            count, last = outline
-            if count <= behind or last in ambiguous:
-                return None
-            left = None if remaining is None else remaining - (count - behind)
-            if left is not None and left <= 0:
-                return None
-            if stop_mark is not None and stop_mark in page.content:
-                return None
+            hint = page.next_after() if not behind and remaining is None and stop_mark is None else None
+            if hint is not None and hint not in ambiguous:
+                # all a plain walk needs is the last id, and Altinn sends it in the `next` header
+                last, left = hint, None
+            else:
+                outline = page.outline()  # the count and the last id, without decoding the page
+                if outline is None:
+                    return None
+                count, last = outline
+                if count <= behind or last in ambiguous:
+                    return None
+                left = None if remaining is None else remaining - (count - behind)
+                if left is not None and left <= 0:
+                    return None
+                if stop_mark is not None and stop_mark in page.content:
+                    return None
             following = self._guesser(left, replace(state, behind=0))
             assert following is not None
             return (last, self._size(left, 0)), following
