@@ -9,6 +9,7 @@ that is cited must exist.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,18 +50,23 @@ def _lines(text: str, match: re.Match[str]) -> int:
     return text.count("\n", 0, match.start()) + 1
 
 
-def test_no_citation_of_notes_outside_the_repository() -> None:
-    hits = []
+def _found(pattern: re.Pattern[str]) -> Iterator[tuple[str, re.Match[str]]]:
+    """Every match of ``pattern`` in the repository's files but this one, with ``file:line`` where it stands."""
     for path in FILES:
         if path.resolve() == THIS:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        hits += [
-            f"{path.relative_to(REPO)}:{_lines(text, m)}: {m.group(0)}"
-            for m in OUTSIDE.finditer(text)
-            # the design note's bare name is an ordinary word; it is cited with ".md" (the others bare too)
-            if m.group(0) != _NOTES[1].upper()
-        ]
+        for m in pattern.finditer(text):
+            yield f"{path.relative_to(REPO)}:{_lines(text, m)}", m
+
+
+def test_no_citation_of_notes_outside_the_repository() -> None:
+    hits = [
+        f"{where}: {m.group(0)}"
+        for where, m in _found(OUTSIDE)
+        # the design note's bare name is an ordinary word; it is cited with ".md" (the others bare too)
+        if m.group(0) != _NOTES[1].upper()
+    ]
     assert not hits, "citations of notes that are not in the repository (cite docs/ instead):\n" + "\n".join(
         hits
     )
@@ -70,30 +76,14 @@ def test_cited_notes_files_exist_in_the_repository() -> None:
     """README.md, CHANGELOG.md and the like travel with the code; a ``NAME.md`` that does not (a hand-over file
     on one machine) is a dead citation."""
     present = {p.name for p in REPO.glob("*.md")} | {p.name for p in (REPO / "docs").rglob("*.md")}
-    missing = []
-    for path in FILES:
-        if path.resolve() == THIS:
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        missing += [
-            f"{path.relative_to(REPO)}:{_lines(text, m)}: {m.group(0)}"
-            for m in CITED_NOTES_FILE.finditer(text)
-            if m.group(0) not in present
-        ]
+    missing = [f"{where}: {m.group(0)}" for where, m in _found(CITED_NOTES_FILE) if m.group(0) not in present]
     assert not missing, "citations of notes files that are not in the repository:\n" + "\n".join(missing)
 
 
 def test_cited_docs_exist() -> None:
-    missing = []
-    for path in FILES:
-        if path.resolve() == THIS:
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        missing += [
-            f"{path.relative_to(REPO)}:{_lines(text, m)}: {m.group(0)}"
-            for m in CITED_DOC.finditer(text)
-            if not (REPO / m.group(0)).is_file()
-        ]
+    missing = [
+        f"{where}: {m.group(0)}" for where, m in _found(CITED_DOC) if not (REPO / m.group(0)).is_file()
+    ]
     assert not missing, "citations of documents that do not exist:\n" + "\n".join(missing)
 
 
@@ -101,24 +91,18 @@ def test_cited_labels_exist() -> None:
     """A citation names a section by its Sphinx label (or its title); the cited page must have it."""
     cited = 0
     missing = []
-    for path in FILES:
-        if path.resolve() == THIS:
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for m in CITED_LABELS.finditer(text):
-            doc = REPO / m.group(1)
-            lines = doc.read_text(encoding="utf-8").splitlines() if doc.is_file() else []
-            targets = {line[4:-1] for line in lines if line.startswith(".. _") and line.endswith(":")}
-            targets |= {
-                a
-                for a, b in zip(lines, lines[1:], strict=False)
-                if a and set(b) <= set("=-~^") and len(b) >= len(a)
-            }
-            for label in re.findall(r'"([\w-]+)"', m.group(2)):
-                cited += 1
-                if label not in targets:
-                    missing.append(
-                        f"{path.relative_to(REPO)}:{_lines(text, m)}: {m.group(1)} has no label {label!r}"
-                    )
+    for where, m in _found(CITED_LABELS):
+        doc = REPO / m.group(1)
+        lines = doc.read_text(encoding="utf-8").splitlines() if doc.is_file() else []
+        targets = {line[4:-1] for line in lines if line.startswith(".. _") and line.endswith(":")}
+        targets |= {
+            a
+            for a, b in zip(lines, lines[1:], strict=False)
+            if a and set(b) <= set("=-~^") and len(b) >= len(a)
+        }
+        for label in re.findall(r'"([\w-]+)"', m.group(2)):
+            cited += 1
+            if label not in targets:
+                missing.append(f"{where}: {m.group(1)} has no label {label!r}")
     assert cited > 20, "the citation form was not found: has it changed?"
     assert not missing, "citations of sections that do not exist:\n" + "\n".join(missing)
